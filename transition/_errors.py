@@ -1,0 +1,52 @@
+"""Exceptions of `transition`, and a helper for "did you mean" hints."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+__all__ = [
+    "TransitionError",
+    "ConfigError",
+    "ShapeMismatchError",
+    "CheckpointError",
+    "MissingParamsError",
+    "close_matches",
+    "did_you_mean",
+]
+
+
+class TransitionError(Exception):
+    """Base class of every error raised by `transition`."""
+
+
+class ConfigError(TransitionError, ValueError):
+    """An option, key or name given by the user is wrong (unknown, matches nothing, bad type)."""
+
+
+class ShapeMismatchError(TransitionError, ValueError):
+    """A value does not fit the variable it is meant for; the message names both shapes."""
+
+
+class CheckpointError(TransitionError, OSError):
+    """A checkpoint is missing, unreadable or damaged; the message names the path."""
+
+
+class MissingParamsError(TransitionError, KeyError):
+    """Params that a load needs are not in the checkpoint."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+def close_matches(name: str, candidates: Iterable[str], n: int = 3) -> list[str]:
+    """Return up to `n` candidates that look like `name` (for "did you mean" hints)."""
+    return difflib.get_close_matches(name, list(candidates), n=n, cutoff=0.6)
+
+
+def did_you_mean(name: str, candidates: Iterable[str]) -> str:
+    """Return " (did you mean 'x'?)" or "" when nothing is close."""
+    matches = close_matches(name, candidates)
+    if not matches:
+        return ""
+    return " (did you mean " + " or ".join(repr(m) for m in matches) + "?)"
