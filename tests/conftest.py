@@ -1,16 +1,10 @@
-"""Shared test set-up: quiet TensorFlow, fresh Keras state per test."""
+"""Shared test set-up: quiet TensorFlow logs, Keras on the TensorFlow backend.
+
+No per-test `keras.backend.clear_session()`: it costs about a second per test (a full gc), and the networks in the
+tests name their layers explicitly.
+"""
 
 import os
-import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-
-import pytest  # noqa: E402
-
-
-@pytest.fixture(autouse=True)
-def _clear_keras_session():
-    yield
-    if "keras" in sys.modules:
-        sys.modules["keras"].backend.clear_session()

@@ -12,8 +12,25 @@ from transition._errors import (
 )
 
 # --- core (issue 2) ---
+from transition._pretrain import Pretrain, WrapEpochValue, pretrain_from_config
 
 # --- loading (issue 3) ---
+from transition._ckpt_tools import (
+    CheckpointEntry,
+    average_checkpoints,
+    convert_checkpoint,
+    inspect_checkpoint,
+)
+from transition._assignment_map import init_from_checkpoint
+from transition._load_options import LoadDecision, LoadPlan, PreloadEntry, decide_and_load, decide_loading
+from transition._loading import LoadReport, chain_restore, load_checkpoint, restore_from_dict
+from transition._reader import (
+    CheckpointReader,
+    find_epoch_model,
+    list_epoch_models,
+    open_checkpoint,
+    read_checkpoint,
+)
 
 # --- checkpoints and training state (issue 4) ---
 

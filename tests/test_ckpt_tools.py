@@ -1,0 +1,239 @@
+"""inspect / convert / avg, as functions and through the command line."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from transition._cli import main
+from transition._ckpt_tools import (
+    average_checkpoints,
+    convert_checkpoint,
+    format_inspection,
+    inspect_checkpoint,
+    select_names,
+)
+from transition._errors import CheckpointError, ConfigError, ShapeMismatchError
+from transition._reader import read_checkpoint
+
+RNG = np.random.default_rng(3)
+
+
+@pytest.fixture(autouse=True)
+def _clear_keras_session():
+    """Overrides conftest's: these tests keep no Keras state that matters, and clearing costs ~1 s per test."""
+    yield
+
+
+def _values(scale: float = 1.0) -> dict[str, np.ndarray]:
+    return {
+        "l1/W": (scale * RNG.normal(size=(4, 3))).astype(np.float32),
+        "l1/b": (scale * RNG.normal(size=3)).astype(np.float64),
+        "out/W": (scale * RNG.normal(size=(3, 2))).astype(np.float16),
+        "global_step": np.int64(10 * scale),
+    }
+
+
+def _save_v2(prefix, values):
+    names = sorted(values)
+    tf.raw_ops.SaveV2(prefix=str(prefix), tensor_names=names, shape_and_slices=[""] * len(names),
+                      tensors=[values[n] for n in names])
+    return str(prefix)
+
+
+def _tf1_saver(prefix, values):
+    """Write with tf.compat.v1.train.Saver in a graph, as RETURNN does."""
+    g = tf.Graph()
+    with g.as_default():
+        tf_vars = [tf.compat.v1.Variable(v, name=n) for n, v in values.items()]
+        saver = tf.compat.v1.train.Saver(tf_vars)
+        with tf.compat.v1.Session(graph=g) as sess:
+            sess.run(tf.compat.v1.global_variables_initializer())
+            saver.save(sess, str(prefix), write_meta_graph=False)
+    return str(prefix)
+
+
+def _assert_same(a: dict, b: dict):
+    assert set(a) == set(b)
+    for name in a:
+        assert a[name].dtype == b[name].dtype, name
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+
+
+# --- inspect -------------------------------------------------------------------------------------------------------
+
+
+def test_inspect_lists_names_shapes_dtypes_sizes(tmp_path):
+    values = _values()
+    prefix = _save_v2(tmp_path / "m", values)
+    entries = inspect_checkpoint(prefix)
+    assert [e.name for e in entries] == sorted(values)
+    for name, shape, dtype, nbytes in entries:
+        assert shape == np.shape(values[name]) and dtype == np.asarray(values[name]).dtype
+        assert nbytes == np.asarray(values[name]).nbytes
+    table = format_inspection(entries, path=prefix)
+    total = sum(np.asarray(v).nbytes for v in values.values())
+    assert "l1/W" in table and "4x3" in table and "float16" in table
+    assert f"total: 4 arrays, {4 * 3 + 3 + 3 * 2 + 1} elements" in table and f"({total} bytes)" in table
+
+
+# --- select_names --------------------------------------------------------------------------------------------------
+
+
+def test_select_names_by_name_and_prefix():
+    names = ["l1/W", "l1/b", "l10/W", "out/W", "global_step"]
+    assert select_names(names, ["l1"]) == ["l1/W", "l1/b"]  # 'l1' does not select 'l10/W'
+    assert select_names(names, ["l1/", "global_step"]) == ["global_step", "l1/W", "l1/b"]
+    assert select_names(names, ["out/W:0"]) == ["out/W"]
+    with pytest.raises(ConfigError, match=r"'out/w'.*did you mean 'out/W'"):
+        select_names(names, ["l1", "out/w"])
+
+
+# --- convert -------------------------------------------------------------------------------------------------------
+
+
+def test_convert_tf_to_npz_and_back(tmp_path):
+    values = {k: np.asarray(v) for k, v in _values().items()}
+    src = _tf1_saver(tmp_path / "model.001", values)
+    npz = str(tmp_path / "m.npz")
+    assert convert_checkpoint(src, npz) == sorted(values)
+    _assert_same(read_checkpoint(npz), values)
+    back = str(tmp_path / "back")
+    convert_checkpoint(npz, back)
+    # TF's own reader sees the same names
+    reader = tf.train.load_checkpoint(back)
+    assert set(reader.get_variable_to_shape_map()) == set(values)
+    _assert_same({n: np.asarray(reader.get_tensor(n)) for n in values}, values)
+    assert sorted(os.listdir(tmp_path)) == sorted(
+        ["model.001.index", "model.001.data-00000-of-00001", "checkpoint", "m.npz", "back.index",
+         "back.data-00000-of-00001"]
+    ), "no temporary files may be left"
+
+
+def test_convert_only_names_and_errors(tmp_path):
+    values = _values()
+    src = _save_v2(tmp_path / "m", values)
+    dst = str(tmp_path / "part.npz")
+    assert convert_checkpoint(src, dst, only_names=["l1"]) == ["l1/W", "l1/b"]
+    assert sorted(read_checkpoint(dst)) == ["l1/W", "l1/b"]
+    with pytest.raises(CheckpointError, match="exists"):
+        convert_checkpoint(src, dst)
+    convert_checkpoint(src, dst, only_names=["out"], overwrite=True)
+    assert sorted(read_checkpoint(dst)) == ["out/W"]
+    with pytest.raises(ConfigError, match="'l2'"):
+        convert_checkpoint(src, str(tmp_path / "x.npz"), only_names=["l2"])
+    assert not os.path.exists(tmp_path / "x.npz")
+
+
+def test_convert_overwrites_tf_bundle_and_removes_stale_shards(tmp_path):
+    src = _save_v2(tmp_path / "m", _values())
+    dst = str(tmp_path / "out")
+    stale = dst + ".data-00001-of-00002"
+    convert_checkpoint(src, dst, only_names=["l1/W"])
+    open(stale, "w").close()
+    convert_checkpoint(src, dst, only_names=["out/W"], overwrite=True)
+    assert list(read_checkpoint(dst)) == ["out/W"] and not os.path.exists(stale)
+
+
+# --- avg -----------------------------------------------------------------------------------------------------------
+
+
+def test_average_is_elementwise_mean_and_ints_from_last(tmp_path):
+    runs = [_values(s) for s in (1.0, 2.0, 3.0)]
+    paths = [_save_v2(tmp_path / f"m.{i:03d}", v) for i, v in enumerate(runs, 1)]
+    out = str(tmp_path / "avg.npz")
+    average_checkpoints(paths, out)
+    avg = read_checkpoint(out)
+    for name in ("l1/W", "l1/b", "out/W"):
+        expected = np.mean([r[name].astype(np.float64) for r in runs], axis=0).astype(runs[0][name].dtype)
+        assert avg[name].dtype == runs[0][name].dtype
+        np.testing.assert_allclose(avg[name], expected, rtol=1e-3 if name == "out/W" else 1e-6)
+    assert avg["global_step"] == runs[-1]["global_step"] and avg["global_step"].dtype == np.int64
+
+
+def test_average_errors_name_the_difference(tmp_path):
+    a = _save_v2(tmp_path / "a", _values())
+    b_values = _values()
+    b_values["l2/W"] = np.zeros(2, np.float32)
+    b = _save_v2(tmp_path / "b", b_values)
+    with pytest.raises(CheckpointError, match=r"only in the second \['l2/W'\]"):
+        average_checkpoints([a, b], str(tmp_path / "o.npz"))
+    c_values = _values()
+    c_values["l1/W"] = np.zeros((4, 4), np.float32)
+    c = _save_v2(tmp_path / "c", c_values)
+    with pytest.raises(ShapeMismatchError, match=r"'l1/W'.*\[4, 3\].*\[4, 4\]"):
+        average_checkpoints([a, c], str(tmp_path / "o.npz"))
+    assert not os.path.exists(tmp_path / "o.npz")
+
+
+# --- command line --------------------------------------------------------------------------------------------------
+
+
+def test_cli_inspect_table_and_json(tmp_path, capsys):
+    values = _values()
+    prefix = _save_v2(tmp_path / "m", values)
+    assert main(["inspect", prefix + ".index"]) == 0
+    out = capsys.readouterr().out
+    assert "l1/W" in out and "total: 4 arrays" in out
+    assert main(["inspect", "--json", prefix]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert {a["name"]: a["shape"] for a in data["arrays"]} == {n: list(np.shape(v)) for n, v in values.items()}
+    assert data["total_bytes"] == sum(np.asarray(v).nbytes for v in values.values())
+
+
+def test_cli_errors_exit_1_and_name_the_path(tmp_path, capsys):
+    assert main(["inspect", str(tmp_path / "missing")]) == 1
+    assert "missing" in capsys.readouterr().err
+    src = _save_v2(tmp_path / "m", _values())
+    assert main(["convert", src, str(tmp_path / "o.npz"), "--only", "l1", "nope"]) == 1
+    assert "'nope'" in capsys.readouterr().err
+    assert not os.path.exists(tmp_path / "o.npz")
+
+
+def test_cli_convert_and_avg(tmp_path, capsys):
+    a = _save_v2(tmp_path / "a", _values(1.0))
+    b = _save_v2(tmp_path / "b", _values(3.0))
+    assert main(["convert", a, str(tmp_path / "a.npz"), "--only", "l1/W", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["names"] == ["l1/W"]
+    assert main(["avg", a, str(tmp_path / "a.npz"), "-o", str(tmp_path / "x")]) == 1  # differing names
+    assert "differ in variables" in capsys.readouterr().err
+    assert main(["avg", a, b, "-o", str(tmp_path / "ab")]) == 0
+    ra, rb, ab = read_checkpoint(a), read_checkpoint(b), read_checkpoint(tmp_path / "ab")
+    np.testing.assert_allclose(ab["l1/W"], (ra["l1/W"] + rb["l1/W"]) / 2, rtol=1e-6)
+
+
+def test_cli_only_network(tmp_path, capsys):
+    network = pytest.importorskip("transition._network")
+    assert hasattr(network, "Network")
+    net = {"l1": {"class": "linear", "activation": "tanh", "n_out": 3, "from": "data"},
+           "output": {"class": "softmax", "n_out": 2, "from": "l1"}}
+    spec = {"network": net, "extern_data": {"data": {"dim": 4}, "classes": {"dim": 2, "sparse": True}}}
+    needed = sorted(network.Network.from_dict(net, spec["extern_data"]).param_variables())
+    values = {n: np.ones(s, np.float32) for n, s in
+              ((n, v.shape) for n, v in network.Network.from_dict(net, spec["extern_data"]).param_variables().items())}
+    values["optimizer/iter"] = np.int64(3)
+    src = _save_v2(tmp_path / "m", values)
+    spec_path = tmp_path / "net.json"
+    spec_path.write_text(json.dumps(spec))
+    assert main(["convert", src, str(tmp_path / "o.npz"), "--only-network", str(spec_path)]) == 0
+    assert sorted(read_checkpoint(tmp_path / "o.npz")) == needed
+    del values[needed[0]]
+    src2 = _save_v2(tmp_path / "m2", values)
+    assert main(["convert", src2, str(tmp_path / "o2.npz"), "--only-network", str(spec_path)]) == 1
+    assert repr(needed[0]) in capsys.readouterr().err
+
+
+def test_cli_subprocess_output_has_no_tf_noise(tmp_path):
+    prefix = _save_v2(tmp_path / "m", _values())
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL",)}
+    proc = subprocess.run([sys.executable, "-m", "transition", "inspect", prefix], capture_output=True, text=True,
+                          env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+    assert "l1/W" in proc.stdout and proc.stdout.startswith("checkpoint ")

@@ -1,0 +1,70 @@
+"""PreemptionHandler: the signal sets a flag, handlers are restored; a loop saves at the step boundary and exits 75."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from transition._preempt import PREEMPTED_EXIT_CODE, PreemptionHandler
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGUSR1])
+def test_signal_sets_the_flag_and_previous_handler_is_restored(sig):
+    seen = []
+    previous = signal.signal(sig, lambda s, f: seen.append(s))
+    try:
+        with PreemptionHandler() as handler:
+            assert not handler.requested
+            os.kill(os.getpid(), sig)
+            assert handler.requested and handler.signal_name == signal.Signals(sig).name
+            assert seen == []  # ours handled it, the old one did not
+        os.kill(os.getpid(), sig)
+        assert seen == [sig]  # restored
+    finally:
+        signal.signal(sig, previous)
+
+
+def test_exit_raises_the_requeue_exit_code():
+    assert PREEMPTED_EXIT_CODE == 75
+    with pytest.raises(SystemExit) as exc:
+        PreemptionHandler().exit()
+    assert exc.value.code == PREEMPTED_EXIT_CODE
+
+
+_LOOP = textwrap.dedent("""
+    import sys, numpy as np
+    from transition._preempt import PreemptionHandler
+    from transition._store import CheckpointStore
+    store = CheckpointStore(sys.argv[1])
+    w = np.zeros(3, np.float32)
+    with PreemptionHandler() as preempt:
+        for step in range(1, 10**6):
+            w += 1  # a training step
+            if step == 3:
+                print("running", flush=True)
+            if preempt.requested:
+                store.save(1, step, {"l/W": w}, epoch_finished=False)
+                store.close()
+                preempt.exit()
+""")
+
+
+def test_loop_saves_at_the_next_step_boundary_and_exits_75(tmp_path):
+    model = str(tmp_path / "net")
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    proc = subprocess.Popen([sys.executable, "-c", _LOOP, model], stdout=subprocess.PIPE, text=True, env=env)
+    assert proc.stdout.readline().strip() == "running"
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=120) == PREEMPTED_EXIT_CODE
+
+    from transition._store import CheckpointStore
+
+    with CheckpointStore(model) as store:
+        info = store.latest_good()
+        assert info is not None and not info.epoch_finished and info.step >= 3
+        assert store.restore(info).params["l/W"].tolist() == [float(info.step)] * 3  # saved at a step boundary

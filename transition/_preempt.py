@@ -1,0 +1,73 @@
+"""Preemption: on SIGTERM or SIGUSR1 set a flag; the training loop saves at the next step boundary and exits with
+`PREEMPTED_EXIT_CODE`.
+
+`PREEMPTED_EXIT_CODE = 75` is EX_TEMPFAIL of sysexits.h ("temporary failure, retry later"): a job script can
+requeue on it, e.g. ``python train.py; [ $? -eq 75 ] && scontrol requeue $SLURM_JOB_ID``. (Slurm sends SIGTERM,
+or SIGUSR1 with ``--signal=USR1@120``, before it kills a job.)
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Iterable
+from types import FrameType
+
+__all__ = ["PreemptionHandler", "PREEMPTED_EXIT_CODE"]
+
+PREEMPTED_EXIT_CODE = 75
+
+
+class PreemptionHandler:
+    """`with PreemptionHandler() as p: ... if p.requested: save(); p.exit()`; restores the previous handlers on exit.
+
+    Signal handlers can only be installed from the main thread; elsewhere `__enter__` raises RuntimeError.
+    """
+
+    def __init__(self, signals: Iterable[int] = (signal.SIGTERM, signal.SIGUSR1)):
+        self.signals = tuple(signals)
+        self._event = threading.Event()
+        self.signum: int | None = None
+        self._previous: dict[int, object] = {}
+
+    @property
+    def requested(self) -> bool:
+        """True once one of the signals arrived."""
+        return self._event.is_set()
+
+    @property
+    def signal_name(self) -> str | None:
+        return None if self.signum is None else signal.Signals(self.signum).name
+
+    def request(self, signum: int = signal.SIGTERM) -> None:
+        """Set the flag as if `signum` had arrived."""
+        if self.signum is None:
+            self.signum = signum
+        self._event.set()
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        self.request(signum)
+
+    def install(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            raise RuntimeError("PreemptionHandler must be installed from the main thread (a Python signal rule)")
+        for sig in self.signals:
+            if sig not in self._previous:
+                self._previous[sig] = signal.signal(sig, self._handle)
+
+    def uninstall(self) -> None:
+        """Restore the handlers that were there before `install`."""
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous if previous is not None else signal.SIG_DFL)
+        self._previous.clear()
+
+    def exit(self) -> None:
+        """Raise SystemExit(PREEMPTED_EXIT_CODE); call it after the checkpoint is saved (and the store closed)."""
+        raise SystemExit(PREEMPTED_EXIT_CODE)
+
+    def __enter__(self) -> PreemptionHandler:
+        self.install()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.uninstall()

@@ -1,0 +1,99 @@
+"""`CheckpointReader`: lazy read access to one checkpoint (names, shapes, dtypes without reading values).
+
+The format-specific readers (`_reader_tf.py`, `_reader_files.py`) subclass it; `_reader.open_checkpoint` picks one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+import numpy as np
+
+from transition._errors import CheckpointError, MissingParamsError, did_you_mean
+
+__all__ = ["CheckpointReader", "Shape", "strip_tensor_suffix"]
+
+Shape = tuple[int, ...]
+
+
+def strip_tensor_suffix(name: str) -> str:
+    """`'conv0/W:0'` -> `'conv0/W'` (tensorpack / TF1 tensor names); other names are returned unchanged."""
+    return name[:-2] if name.endswith(":0") else name
+
+
+class CheckpointReader:
+    """Lazy reader of one checkpoint: `names()`, `shape(name)`, `dtype(name)` come from the file's index / headers;
+    `read(name)` reads one array. Names never carry a `:0` suffix; lookups accept one.
+
+    Use as a context manager (or call `close()`) to release the open file.
+    """
+
+    kind: str = "?"  # "tf" (TF bundle), "npz", "npy", "keras_h5", "keras_legacy_h5"
+
+    def __init__(self, path: str, entries: Mapping[str, tuple[Shape, np.dtype]]):
+        self.path = path  # the resolved path: a TF bundle's prefix or the file
+        self._entries = dict(entries)
+
+    # --- subclasses implement ---
+    def _read(self, name: str) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release the open file (a no-op where nothing is held open)."""
+
+    # --- public ---
+    def names(self) -> list[str]:
+        """All names, sorted."""
+        return sorted(self._entries)
+
+    def has(self, name: str) -> bool:
+        return strip_tensor_suffix(name) in self._entries
+
+    __contains__ = has
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def _lookup(self, name: str) -> str:
+        key = strip_tensor_suffix(name)
+        if key not in self._entries:
+            raise MissingParamsError(
+                f"{name!r} is not in checkpoint {self.path}{did_you_mean(key, self._entries)}; "
+                f"`transition inspect {self.path}` lists its {len(self._entries)} names"
+            )
+        return key
+
+    def shape(self, name: str) -> Shape:
+        return self._entries[self._lookup(name)][0]
+
+    def dtype(self, name: str) -> np.dtype:
+        return self._entries[self._lookup(name)][1]
+
+    def nbytes(self, name: str) -> int:
+        shape, dtype = self._entries[self._lookup(name)]
+        return int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+
+    def read(self, name: str) -> np.ndarray:
+        """Read one array; a damaged file raises CheckpointError naming the path and the name."""
+        key = self._lookup(name)
+        value = self._read(key)
+        shape, dtype = self._entries[key]
+        if value.shape != shape or value.dtype != dtype:
+            raise CheckpointError(
+                f"checkpoint {self.path} is inconsistent: {key!r} is listed as {dtype}{list(shape)} but reads as "
+                f"{value.dtype}{list(value.shape)}; the file is damaged, restore it or re-save it"
+            )
+        return value
+
+    def read_all(self, names: Iterable[str] | None = None) -> dict[str, np.ndarray]:
+        """Read the given names (default: all) into a dict."""
+        return {self._lookup(n): self.read(n) for n in (self.names() if names is None else names)}
+
+    def __enter__(self) -> CheckpointReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.kind} {self.path!r}: {len(self._entries)} arrays>"

@@ -1,0 +1,131 @@
+"""Reading TF checkpoint bundles (`{prefix}.index` + `{prefix}.data-*`) to numpy.
+
+Names:
+- TF1 name-based savers (`tf.compat.v1.train.Saver`, RETURNN, tensorpack, raw `SaveV2`, this project): the stored
+  names, e.g. `l1/W`, `l1/W/Adam`, `global_step`. A variable saved from TF1 partitioned variables (slices of one
+  tensor) is listed once under its full name and reads as the whole tensor.
+- TF2 object-based `tf.train.Checkpoint`: the key without its `/.ATTRIBUTES/VARIABLE_VALUE` suffix, e.g.
+  `net/w`. A slot variable of an optimizer, stored as `{var}/.OPTIMIZER_SLOT/{opt}/{slot}/.ATTRIBUTES/...`, is named
+  `{opt}/{var}/{slot}` (e.g. `opt/net/w/m`), so all optimizer state sits under the optimizer's name.
+  `_CHECKPOINTABLE_OBJECT_GRAPH`, `save_counter` and other non-variable attributes are skipped.
+- String tensors are not params and are skipped.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+
+import numpy as np
+
+from transition._errors import CheckpointError
+from transition._reader_base import CheckpointReader, Shape
+
+__all__ = ["TFBundleReader", "tf_key_to_name"]
+
+_VALUE_SUFFIX = "/.ATTRIBUTES/VARIABLE_VALUE"
+_SLOT_MARK = "/.OPTIMIZER_SLOT/"
+_OBJECT_GRAPH = "_CHECKPOINTABLE_OBJECT_GRAPH"
+_SHARD_RE = re.compile(r"\.data-(\d{5})-of-(\d{5})$")
+
+
+def tf_key_to_name(key: str) -> str | None:
+    """Map a stored key to our name (see the module docstring); None for keys that are not variables."""
+    if key == _OBJECT_GRAPH:
+        return None
+    if "/.ATTRIBUTES/" in key or key.startswith(".ATTRIBUTES/"):
+        if not key.endswith(_VALUE_SUFFIX):
+            return None  # e.g. OBJECT_CONFIG_JSON
+        name = key[: -len(_VALUE_SUFFIX)]
+        if name == "save_counter":
+            return None
+        if _SLOT_MARK in name:
+            var, _, rest = name.partition(_SLOT_MARK)
+            opt, _, slot = rest.rpartition("/")
+            return f"{opt}/{var}/{slot}" if opt else f"{var}/{slot}"
+        return name
+    return key
+
+
+def _tf():
+    import tensorflow as tf
+
+    return tf
+
+
+def _damaged(path: str, what: str, exc: BaseException) -> CheckpointError:
+    msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return CheckpointError(
+        f"cannot read {what} of TF checkpoint {path}: {msg}. The checkpoint is damaged or incomplete "
+        f"(truncated or overwritten file?); restore it from a backup or use an earlier checkpoint"
+    )
+
+
+def _check_shards(prefix: str) -> None:
+    shards = glob.glob(glob.escape(prefix) + ".data-*-of-*")
+    counts = {m.group(2) for m in (_SHARD_RE.search(s) for s in shards) if m}
+    if not counts:
+        raise CheckpointError(
+            f"TF checkpoint {prefix} has an index but no data file ({prefix}.data-00000-of-NNNNN); the checkpoint is "
+            f"incomplete: copy its data files next to {prefix}.index or use another checkpoint"
+        )
+    for count in counts:
+        missing = [
+            f"{prefix}.data-{i:05d}-of-{count}"
+            for i in range(int(count))
+            if not os.path.exists(f"{prefix}.data-{i:05d}-of-{count}")
+        ]
+        if missing and len(counts) == 1:
+            raise CheckpointError(
+                f"TF checkpoint {prefix} is incomplete: missing data file(s) {missing}; copy them next to "
+                f"{prefix}.index or use another checkpoint"
+            )
+
+
+class TFBundleReader(CheckpointReader):
+    """A TF checkpoint bundle at `prefix` (TF1 name-based or TF2 object-based)."""
+
+    kind = "tf"
+
+    def __init__(self, prefix: str):
+        tf = _tf()
+        try:
+            # NewCheckpointReader takes the prefix as is (load_checkpoint would treat a directory specially)
+            reader = tf.compat.v1.train.NewCheckpointReader(prefix)
+            shapes = reader.get_variable_to_shape_map()
+            dtypes = reader.get_variable_to_dtype_map()
+        except Exception as exc:  # TF raises OpError / ValueError / RuntimeError for damaged files
+            raise _damaged(prefix, "the index", exc) from exc
+        _check_shards(prefix)
+        self._reader = reader
+        self._keys: dict[str, str] = {}
+        entries: dict[str, tuple[Shape, np.dtype]] = {}
+        for key in sorted(shapes):
+            name = tf_key_to_name(key)
+            if name is None or dtypes[key] == tf.string:
+                continue
+            if name in self._keys:
+                raise CheckpointError(
+                    f"TF checkpoint {prefix} has two keys for the name {name!r}: {self._keys[name]!r} and {key!r}; "
+                    f"read it with tf.train.load_checkpoint instead"
+                )
+            self._keys[name] = key
+            entries[name] = (tuple(int(d) for d in shapes[key]), np.dtype(dtypes[key].as_numpy_dtype))
+        super().__init__(prefix, entries)
+
+    def stored_key(self, name: str) -> str:
+        """The key under which `name` is stored in the bundle (differs for object-based checkpoints)."""
+        return self._keys[self._lookup(name)]
+
+    def _read(self, name: str) -> np.ndarray:
+        if self._reader is None:
+            raise CheckpointError(f"reader of TF checkpoint {self.path} is closed; open it again with open_checkpoint")
+        try:
+            value = self._reader.get_tensor(self._keys[name])
+        except Exception as exc:
+            raise _damaged(self.path, repr(name), exc) from exc
+        return np.asarray(value)
+
+    def close(self) -> None:
+        self._reader = None
