@@ -255,6 +255,15 @@ def test_round_trip_and_global_train_step():
     np.testing.assert_allclose(b.call({"data": x}), a.call({"data": x}), rtol=1e-6)
 
 
+def test_release_drops_layers_and_keeps_snapshot_values():
+    net = build()
+    snap = net.get_params_serialized()
+    w = np.array(snap.values_dict["l1"]["W"])
+    net.release()
+    assert net.layers == {} and net.param_variables() == {} and net.keras_model is None
+    np.testing.assert_array_equal(snap.values_dict["l1"]["W"], w)
+
+
 def test_unknown_layer_in_snapshot():
     net = build()
     snap = ParamsSnapshot(values_dict={"l11": {"W": np.zeros((5, 8), "float32")}})

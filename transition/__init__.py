@@ -12,6 +12,11 @@ from transition._errors import (
 )
 
 # --- core (issue 2) ---
+from transition._importing import ImportReport, ParamRecord, ParamsSnapshot, ParamStatus
+from transition._netdict import NetDictDiff, diff_net_dicts
+from transition._slots import SlotsSnapshot
+from transition._split import copy_with_new_split_axes
+from transition._transition import TransitionResult, transition_network
 from transition._pretrain import Pretrain, WrapEpochValue, pretrain_from_config
 
 # --- loading (issue 3) ---

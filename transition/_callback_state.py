@@ -215,7 +215,7 @@ def restore_callback_states(callbacks: Iterable[Any], states: Mapping[str, Mappi
     restored = []
     for key, cb in by_key.items():
         if key in states:
-            cb.load_state_dict(_jsonsafe.decode_floats(dict(states[key])))
+            cb.load_state_dict(dict(states[key]))
             restored.append(key)
     return restored
 

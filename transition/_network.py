@@ -197,6 +197,16 @@ class Network:
         keys = tuple(inputs.keys()) if isinstance(inputs, Mapping) else ("data",)
         return cls(layers=layers, keras_model=model, input_keys=keys)
 
+    def release(self) -> None:
+        """Drop this network's references to its Keras models and variables (so that they can be freed once the
+        caller drops its own); the network is empty afterwards."""
+        for layer in self.layers.values():
+            layer.params.clear()
+            layer.keras_layer = None
+        self.layers = {}
+        self.keras_model = None  # type: ignore[assignment]
+        self._loss_model = None
+
     # -- params ------------------------------------------------------------------------------------------------
 
     def param_variables(self) -> dict[str, keras.Variable]:
