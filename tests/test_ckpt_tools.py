@@ -25,12 +25,6 @@ from transition._reader import read_checkpoint
 RNG = np.random.default_rng(3)
 
 
-@pytest.fixture(autouse=True)
-def _clear_keras_session():
-    """Overrides conftest's: these tests keep no Keras state that matters, and clearing costs ~1 s per test."""
-    yield
-
-
 def _values(scale: float = 1.0) -> dict[str, np.ndarray]:
     return {
         "l1/W": (scale * RNG.normal(size=(4, 3))).astype(np.float32),
@@ -131,6 +125,19 @@ def test_convert_only_names_and_errors(tmp_path):
     assert not os.path.exists(tmp_path / "x.npz")
 
 
+def test_convert_exact_names(tmp_path):
+    from transition._errors import MissingParamsError
+
+    values = {**_values(), "l1/W/Adam": np.zeros((4, 3), np.float32)}
+    src = _save_v2(tmp_path / "m", values)
+    dst = str(tmp_path / "net.npz")
+    assert convert_checkpoint(src, dst, exact_names=["l1/W:0", "out/W"]) == ["l1/W", "out/W"]
+    _assert_same(read_checkpoint(dst), {n: values[n] for n in ("l1/W", "out/W")})  # no l1/W/Adam
+    with pytest.raises(MissingParamsError, match=r"lacks 1 of the 2.*'l1/w'.*did you mean .*'l1/W'"):
+        convert_checkpoint(src, str(tmp_path / "x.npz"), exact_names=["l1/w", "out/W"])
+    assert not os.path.exists(tmp_path / "x.npz")
+
+
 def test_convert_overwrites_tf_bundle_and_removes_stale_shards(tmp_path):
     src = _save_v2(tmp_path / "m", _values())
     dst = str(tmp_path / "out")
@@ -187,6 +194,21 @@ def test_cli_inspect_table_and_json(tmp_path, capsys):
     assert data["total_bytes"] == sum(np.asarray(v).nbytes for v in values.values())
 
 
+def test_cli_inspect_npz_and_keras_weights(tmp_path, capsys):
+    import keras
+
+    np.savez(tmp_path / "zoo.npz", **{"conv0/W:0": np.zeros((3, 2), np.float32)})
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+    model.save_weights(str(tmp_path / "k.weights.h5"))
+    expected = {"zoo.npz": ("npz", {"conv0/W": [3, 2]}),
+                "k.weights.h5": ("keras_h5", {"dense/vars/0": [4, 3], "dense/vars/1": [3]})}
+    for file, (kind, shapes) in expected.items():
+        assert main(["inspect", "--json", str(tmp_path / file)]) == 0
+        data = json.loads(capsys.readouterr().out)
+        assert data["kind"] == kind and {a["name"]: a["shape"] for a in data["arrays"]} == shapes
+        assert data["total_bytes"] == 4 * sum(int(np.prod(s)) for s in shapes.values())
+
+
 def test_cli_errors_exit_1_and_name_the_path(tmp_path, capsys):
     assert main(["inspect", str(tmp_path / "missing")]) == 1
     assert "missing" in capsys.readouterr().err
@@ -209,24 +231,31 @@ def test_cli_convert_and_avg(tmp_path, capsys):
 
 
 def test_cli_only_network(tmp_path, capsys):
-    network = pytest.importorskip("transition._network")
-    assert hasattr(network, "Network")
+    from transition._network import Network
+
     net = {"l1": {"class": "linear", "activation": "tanh", "n_out": 3, "from": "data"},
            "output": {"class": "softmax", "n_out": 2, "from": "l1"}}
     spec = {"network": net, "extern_data": {"data": {"dim": 4}, "classes": {"dim": 2, "sparse": True}}}
-    needed = sorted(network.Network.from_dict(net, spec["extern_data"]).param_variables())
-    values = {n: np.ones(s, np.float32) for n, s in
-              ((n, v.shape) for n, v in network.Network.from_dict(net, spec["extern_data"]).param_variables().items())}
+    params = Network.from_dict(net, spec["extern_data"]).param_variables()
+    needed = sorted(params)
+    values = {n: np.ones(v.shape, np.float32) for n, v in params.items()}
     values["optimizer/iter"] = np.int64(3)
+    values["l1/W/Adam"] = np.zeros((4, 3), np.float32)  # a RETURNN-style slot under the param's name: not needed
     src = _save_v2(tmp_path / "m", values)
     spec_path = tmp_path / "net.json"
     spec_path.write_text(json.dumps(spec))
     assert main(["convert", src, str(tmp_path / "o.npz"), "--only-network", str(spec_path)]) == 0
     assert sorted(read_checkpoint(tmp_path / "o.npz")) == needed
+    assert main(["convert", src, str(tmp_path / "o1.npz"), "--only-network", str(spec_path), "--only",
+                 "optimizer"]) == 0
+    assert sorted(read_checkpoint(tmp_path / "o1.npz")) == sorted(needed + ["optimizer/iter"])
     del values[needed[0]]
     src2 = _save_v2(tmp_path / "m2", values)
     assert main(["convert", src2, str(tmp_path / "o2.npz"), "--only-network", str(spec_path)]) == 1
-    assert repr(needed[0]) in capsys.readouterr().err
+    assert repr(needed[0]) in capsys.readouterr().err and not (tmp_path / "o2.npz").exists()
+    spec_path.write_text(json.dumps({"net": net}))
+    assert main(["convert", src, str(tmp_path / "o3.npz"), "--only-network", str(spec_path)]) == 1
+    assert "'network'" in capsys.readouterr().err
 
 
 def test_cli_subprocess_output_has_no_tf_noise(tmp_path):

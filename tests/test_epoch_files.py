@@ -10,12 +10,6 @@ from transition._epoch_files import epoch_from_filename, epoch_model_path, find_
 from transition._errors import CheckpointError, ConfigError
 
 
-@pytest.fixture(autouse=True)
-def _clear_keras_session():
-    """Overrides conftest's: no Keras here."""
-    yield
-
-
 def _touch(path, *suffixes):
     for s in suffixes:
         with open(f"{path}{s}", "w"):
@@ -68,7 +62,7 @@ def test_plain_file_wins_over_pretrain_for_the_same_epoch(model):
     assert find_epoch_model(model, load_epoch=2) == (2, f"{model}.002")
 
 
-@pytest.mark.parametrize("suffix", ["", ".index", ".meta"])
+@pytest.mark.parametrize("suffix", ["", ".index", ".meta", ".data-00000-of-00001"])
 def test_epoch_parsed_from_filename(model, suffix):
     assert find_epoch_model(f"{model}.010{suffix}") == (10, f"{model}.010")
     assert find_epoch_model(f"{model}.pretrain.002{suffix}") == (2, f"{model}.pretrain.002")
@@ -115,3 +109,14 @@ def test_matches_returnn_epoch_parsing(model):
     basic = pytest.importorskip("returnn.util.basic")
     for epoch, path in list_epoch_models(model).items():
         assert basic.model_epoch_from_filename(path) == epoch
+
+
+def test_filename_gives_its_own_epoch_not_the_latest(tmp_path):
+    model = str(tmp_path / "network")
+    for epoch in (79, 80, 81):
+        _touch(f"{model}.{epoch:03d}", ".index", ".meta", ".data-00000-of-00001")
+    assert find_epoch_model(model) == (81, f"{model}.081")
+    assert find_epoch_model(f"{model}.080") == (80, f"{model}.080")
+    assert find_epoch_model(f"{model}.080", load_epoch=80) == (80, f"{model}.080")
+    with pytest.raises(CheckpointError, match=r"no checkpoint at .*network\.082"):
+        find_epoch_model(f"{model}.082")

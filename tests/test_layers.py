@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import keras
 import numpy as np
 import pytest
 
 from transition._errors import ConfigError
-from transition._layers_base import REQUIRED, DataInfo, NetLayer, register_layer_class
+from transition._layers_base import REQUIRED, DataInfo, NetLayer, draw_init, register_layer_class
 from transition._network import Network
 
 EXT = {"data": {"dim": 5}, "classes": {"dim": 3, "sparse": True}}
@@ -326,3 +327,102 @@ def test_data_info_shape():
     assert DataInfo(5).shape == (None, 5)
     assert DataInfo(5, sparse=True).shape == (None,)
     assert DataInfo(5, time=False).shape == (5,)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# symbolic outputs without tracing, fast random init
+
+SPEC_CASES = [
+    ({"class": "linear", "n_out": 3, "activation": "relu"}, "data"),
+    ({"class": "linear", "n_out": 3}, "classes"),  # embedding of int ids
+    ({"class": "softmax", "target": "classes"}, "data"),
+    ({"class": "copy"}, "classes"),
+    ({"class": "copy", "dropout": 0.1}, "data"),
+    ({"class": "dropout", "dropout": 0.5}, "data"),
+    ({"class": "activation", "activation": "tanh"}, "data"),
+    ({"class": "layer_norm"}, "data"),
+    ({"class": "batch_norm"}, "data"),
+    ({"class": "conv", "filter_size": 3, "n_out": 4, "padding": "valid", "strides": 2}, "data"),
+    ({"class": "conv", "filter_size": 3, "n_out": 4}, "data"),
+    ({"class": "rec", "unit": "lstm", "n_out": 2}, "data"),
+    ({"class": "linear", "n_out": 3}, "frame"),  # no time axis
+]
+
+
+@pytest.mark.parametrize("layer_dict, src", SPEC_CASES)
+@pytest.mark.parametrize("time_len", [None, 7])
+def test_symbolic_output_spec_equals_the_traced_one(layer_dict, src, time_len):
+    ext = dict(EXT, frame={"shape": (5,)})
+    net = build({"output": dict(layer_dict, **{"from": f"data:{src}"})}, ext)
+    layer = net.layers["output"].keras_layer
+    info = layer.sources[0]
+    shape = (None,) + ((time_len,) if info.time else ()) + (() if info.sparse else (info.dim,))
+    x = keras.KerasTensor(shape, dtype="int32" if info.sparse else "float32")
+    fast = layer.compute_output_spec([x])
+    traced = keras.layers.Layer.compute_output_spec(layer, [x])
+    assert fast.dtype == traced.dtype
+    if type(layer).keeps_time_length:
+        assert fast.shape == traced.shape
+    else:  # the time length is left unknown
+        assert len(fast.shape) == len(traced.shape) and fast.shape[2:] == traced.shape[2:] and fast.shape[1] is None
+
+
+class CountingLayer(NetLayer):
+    """The identity, counting the calls of forward."""
+
+    calls = 0
+
+    def forward(self, inputs, training, logits=False):
+        type(self).calls += 1
+        return self.concat(inputs)
+
+
+class TracedCountingLayer(CountingLayer):
+    trace_output_spec = True
+
+
+def test_building_does_not_trace_forward_unless_asked():
+    register_layer_class("counting", CountingLayer)
+    register_layer_class("traced_counting", TracedCountingLayer)
+    CountingLayer.calls = TracedCountingLayer.calls = 0
+    net = build({"a": {"class": "counting"}, "output": {"class": "linear", "n_out": 2, "from": "a"}})
+    assert CountingLayer.calls == 0
+    net.call({"data": x_data()})
+    assert CountingLayer.calls == 1
+    build({"output": {"class": "traced_counting"}})
+    assert TracedCountingLayer.calls == 1
+
+
+@pytest.mark.parametrize(
+    "init, shape",
+    [
+        ("glorot_uniform", (64, 48)),
+        ("he_uniform", (3, 32, 40)),
+        ("lecun_uniform", (2000,)),
+        (keras.initializers.RandomUniform(-0.3, 0.5, seed=3), (50, 60)),
+        (keras.initializers.VarianceScaling(2.0, mode="fan_out", distribution="uniform"), (40, 70)),
+    ],
+)
+def test_fast_uniform_init_has_the_distribution_of_keras(init, shape):
+    init = keras.initializers.get(init)
+    fast = np.asarray(draw_init(init, shape))
+    ref = np.asarray(init(shape, dtype="float32"))
+    assert fast.shape == shape and fast.dtype == np.float32
+    assert not np.array_equal(fast, ref)  # drawn by numpy, not by TF
+    width = float(ref.max() - ref.min())
+    assert abs(fast.min() - ref.min()) < 0.02 * width and abs(fast.max() - ref.max()) < 0.02 * width
+    assert abs(fast.mean() - ref.mean()) < 0.03 * width
+    assert abs(fast.std() / ref.std() - 1) < 0.05
+    np.testing.assert_array_equal(np.asarray(draw_init(init, shape)), fast)  # same seed, same values (as Keras)
+
+
+def test_fast_init_is_reproducible_with_keras_seed_and_other_inits_are_keras():
+    d = {"output": {"class": "linear", "n_out": 300}}
+    ws = []
+    for _ in range(2):
+        keras.utils.set_random_seed(7)
+        ws.append(values(build(d, {"data": {"dim": 400}}), "output")["W"])
+    np.testing.assert_array_equal(ws[0], ws[1])
+    assert not np.array_equal(ws[0], values(build(d, {"data": {"dim": 400}}), "output")["W"])
+    normal = keras.initializers.GlorotNormal(seed=3)
+    np.testing.assert_array_equal(np.asarray(draw_init(normal, (20, 30))), np.asarray(normal((20, 30))))

@@ -404,3 +404,125 @@ def test_missing_file_names_the_path(tmp_path):
 
     with pytest.raises(CheckpointError, match="nope"):
         load_checkpoint(make_net(), tmp_path / "nope")
+
+
+def test_returnn_style_saver_checkpoint_gives_the_numpy_forward_pass(tmp_path):
+    """A checkpoint written as RETURNN writes it (tf.compat.v1.train.Saver in a graph, with Adam slots,
+    global_step and a .meta), loaded by name: the network computes the numpy forward pass of those values."""
+    net = Network.from_dict({"l1": {"class": "linear", "activation": "tanh", "n_out": 3, "from": "data"},
+                             "l2": {"class": "linear", "activation": "relu", "n_out": 5, "from": "l1"},
+                             "output": {"class": "softmax", "n_out": 2, "from": "l2"}}, EXTERN)
+    vals = {"l1/W": rnd(4, 3), "l1/b": rnd(3), "l2/W": rnd(3, 5), "l2/b": rnd(5), "output/W": rnd(5, 2),
+            "output/b": rnd(2)}
+    with tf.Graph().as_default():
+        tf_vars = {n: tf.compat.v1.get_variable(n, initializer=tf.constant(v)) for n, v in vals.items()}
+        step = tf.compat.v1.train.get_or_create_global_step()
+        loss = tf.add_n([tf.reduce_sum(v) for v in tf_vars.values()])
+        tf.compat.v1.train.AdamOptimizer(0.1).minimize(loss, global_step=step)  # creates slots, not run
+        with tf.compat.v1.Session() as sess:
+            sess.run(tf.compat.v1.global_variables_initializer())
+            path = tf.compat.v1.train.Saver().save(sess, str(tmp_path / "net.005"))
+    assert (tmp_path / "net.005.meta").exists()
+    report = load_checkpoint(net, path)
+    assert set(report.loaded) == set(vals)
+    assert {"global_step", "l1/W/Adam", "l1/W/Adam_1", "beta1_power"} <= set(report.unused)
+    x = R.standard_normal((2, 7, 4)).astype("float32")
+    h = np.tanh(x @ vals["l1/W"] + vals["l1/b"])
+    h = np.maximum(h @ vals["l2/W"] + vals["l2/b"], 0)
+    logits = h @ vals["output/W"] + vals["output/b"]
+    expected = np.exp(logits - logits.max(-1, keepdims=True))
+    expected /= expected.sum(-1, keepdims=True)
+    np.testing.assert_allclose(np.asarray(net({"data": x})), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_custom_param_importer_with_prefix_mapping_and_ignores(tmp_path):
+    """The importer's values_dict holds every checkpoint name under the layer (prefix stripped, relative to the
+    layer), var_name_mapping entries of the layer, minus ignored names; it is called once and does the assignment."""
+    calls = []
+
+    def importer(*, layer, values_dict, session=None):
+        calls.append((layer.name, sorted(values_dict)))
+        layer.params["W"].assign(values_dict["W"] + values_dict["W/Adam"])
+        layer.params["b"].assign(values_dict["b"])
+
+    net = make_net(("x_l1",), importer=importer)
+    before = values_of(net)
+    vals = {"l1/W": rnd(4, 3), "l1/W/Adam": rnd(4, 3), "l1/W_old": rnd(2), "other/b": rnd(3),
+            "output/W": rnd(3, 2)}
+    path = save_v2(tmp_path / "m", vals)
+    report = load_checkpoint(net, path, prefix="x_", var_name_mapping={"l1/b": "other/b"},
+                             ignore_params=["l1/W_old"])
+    assert calls == [("x_l1", ["W", "W/Adam", "b"])]
+    got = values_of(net)
+    np.testing.assert_array_equal(got["x_l1/W"], vals["l1/W"] + vals["l1/W/Adam"])
+    np.testing.assert_array_equal(got["x_l1/b"], vals["other/b"])
+    np.testing.assert_array_equal(got["output/W"], before["output/W"])  # not under the prefix
+    assert report.custom_layers == ("x_l1",) and set(report.loaded) == {"x_l1/W", "x_l1/b"}
+    assert "custom   x_l1" in str(report) and set(report.unused) == {"l1/W_old", "output/W"}
+
+
+def test_custom_param_importer_without_checkpoint_values_is_missing(tmp_path):
+    called = []
+    net = make_net(importer=lambda *, layer, values_dict, session=None: called.append(1))
+    path = save_v2(tmp_path / "m", {"output/W": rnd(3, 2), "output/b": rnd(2)})
+    with pytest.raises(MissingParamsError, match="'l1/W'"):
+        load_checkpoint(net, path)
+    assert not called
+    assert set(load_checkpoint(net, path, ignore_missing=True).missing) == {"l1/W", "l1/b"} and not called
+
+
+def _net_with_copy_mode(mode, n_out=3):
+    return Network.from_dict({"l1": {"class": "linear", "activation": None, "n_out": n_out, "from": "data",
+                                     "custom_param_importer": mode},
+                              "output": {"class": "softmax", "n_out": 2, "from": "l1"}}, EXTERN)
+
+
+def test_copy_mode_importer_reset_keeps_init(tmp_path):
+    net = _net_with_copy_mode("reset")
+    before = values_of(net)
+    vals = ckpt_for()
+    report = load_checkpoint(net, save_v2(tmp_path / "m", vals))
+    got = values_of(net)
+    np.testing.assert_array_equal(got["l1/W"], before["l1/W"])
+    np.testing.assert_array_equal(got["output/W"], vals["output/W"])
+    assert set(report.kept_init) == {"l1/W", "l1/b"} and "l1/W" not in report.loaded
+    assert "kept     l1/W" in str(report) and "2 kept at init" in str(report)
+
+
+def test_copy_mode_importer_ifpossible_and_subset(tmp_path):
+    vals = ckpt_for(**{"l1/W": rnd(4, 2), "l1/b": rnd(2)})  # the checkpoint's l1 has 2 units, the network's 3
+    vals["output/W"] = rnd(3, 2)
+    path = save_v2(tmp_path / "m", vals)
+    with pytest.raises(ShapeMismatchError, match=r"'l1/W'.*\(4, 3\).*\(4, 2\)"):
+        load_checkpoint(make_net(), path)  # without a copy mode a differing shape is an error
+
+    net = _net_with_copy_mode("ifpossible")
+    before = values_of(net)
+    report = load_checkpoint(net, path)
+    np.testing.assert_array_equal(values_of(net)["l1/W"], before["l1/W"])
+    np.testing.assert_array_equal(values_of(net)["output/W"], vals["output/W"])
+    assert set(report.kept_init) == {"l1/W", "l1/b"}
+
+    net = _net_with_copy_mode("subset")
+    before = values_of(net)
+    report = load_checkpoint(net, path)
+    got = values_of(net)
+    np.testing.assert_array_equal(got["l1/W"][:, :2], vals["l1/W"])  # the old units copied ...
+    np.testing.assert_array_equal(got["l1/W"][:, 2], before["l1/W"][:, 2])  # ... the new one keeps its init
+    np.testing.assert_array_equal(got["l1/b"][:2], vals["l1/b"])
+    assert report.converted["l1/W"] == "subset (4, 2) -> (4, 3)" and "l1/W" in report.loaded
+
+
+def test_copy_mode_subset_with_other_ndim_fails_before_assigning(tmp_path):
+    net = _net_with_copy_mode("subset")
+    before = values_of(net)
+    path = save_v2(tmp_path / "m", ckpt_for(**{"l1/b": rnd(3, 1)}))
+    with pytest.raises(ShapeMismatchError, match=r"'l1/b'.*\(3,\).*\(3, 1\).*'subset' needs the same number"):
+        load_checkpoint(net, path)
+    for name, value in values_of(net).items():
+        np.testing.assert_array_equal(value, before[name])
+
+
+def test_chain_restore_rejects_per_source_ignore_missing():
+    with pytest.raises(ConfigError, match=r"source 1: 'ignore_missing'.*chain_restore\(\.\.\., ignore_missing=True\)"):
+        chain_restore(make_net(), [ckpt_for(), ({"l1/W": rnd(4, 3)}, {"ignore_missing": True})])

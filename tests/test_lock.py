@@ -24,7 +24,8 @@ time.sleep(60)
 def test_second_holder_is_refused_naming_the_pid(tmp_path):
     model = str(tmp_path / "net")
     with DirectoryLock(model):
-        with pytest.raises(CheckpointError, match=rf"in use by another process \(pid {os.getpid()} on host .*net\.lock"):
+        holder = rf"in use by another process \(pid {os.getpid()} on host .*net\.lock"
+        with pytest.raises(CheckpointError, match=holder):
             DirectoryLock(model).acquire()
     with DirectoryLock(model) as again:  # released: free again
         assert again.held

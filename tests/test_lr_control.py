@@ -122,14 +122,21 @@ def test_malformed_state_is_config_error():
         LearningRateControl(1.0).load_state_dict({"history": [["x", 1.0, {}]]})
 
 
-@settings(max_examples=40, deadline=None)
-@given(scores=scores_st, threshold=st.floats(-0.2, 0.05), decay=st.floats(0.1, 0.9))
-def test_newbob_matches_returnn(scores, threshold, decay):
+@pytest.mark.oracle
+@settings(max_examples=60, deadline=None)
+@given(scores=scores_st, threshold=st.floats(-0.2, 0.05), decay=st.floats(0.1, 0.9), relative_lr=st.booleans(),
+       div_by_old=st.booleans(), min_lr=st.sampled_from([0.0, 0.05]), kind=st.sampled_from(["newbob", "newbob_abs"]))
+def test_newbob_matches_returnn(scores, threshold, decay, relative_lr, div_by_old, min_lr, kind):
     rlc = pytest.importorskip("returnn.learning_rate_control")
-    ours = LearningRateControl(1.0, control="newbob", relative_error_threshold=threshold, decay=decay)
-    theirs = rlc.NewbobRelative(
-        relative_error_threshold=threshold, default_learning_rate=1.0, learning_rate_decay=decay
-    )
+    ours = LearningRateControl(1.0, control=kind, relative_error_threshold=threshold, error_threshold=threshold,
+                               decay=decay, relative_error_relative_lr=relative_lr,
+                               relative_error_div_by_old=div_by_old, min_learning_rate=min_lr)
+    common = dict(default_learning_rate=1.0, learning_rate_decay=decay, min_learning_rate=min_lr,
+                  relative_error_also_relative_to_learning_rate=relative_lr, relative_error_div_by_old=div_by_old)
+    if kind == "newbob":
+        theirs = rlc.NewbobRelative(relative_error_threshold=threshold, **common)
+    else:
+        theirs = rlc.NewbobAbs(error_threshold=threshold, **common)
     expected = []
     for epoch, s in enumerate(scores, 1):
         expected.append(theirs.get_learning_rate_for_epoch(epoch))
@@ -145,3 +152,12 @@ def test_rate_never_increases_nor_goes_below_min(scores):
     lrs = _run(ctl, scores)
     assert all(b <= a for a, b in zip(lrs, lrs[1:]))
     assert min(lrs) >= 0.02
+
+
+def test_peek_does_not_record():
+    ctl = LearningRateControl(1.0, control="newbob")
+    for epoch, score in ((1, 3.0), (2, 2.99)):
+        ctl.learning_rate_for_epoch(epoch)
+        ctl.set_epoch_scores(epoch, {"dev_score": score})
+    assert ctl.peek_learning_rate(3) == 0.5 and 3 not in ctl.history
+    assert ctl.learning_rate_for_epoch(3) == 0.5 and 3 in ctl.history

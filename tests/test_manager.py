@@ -310,29 +310,24 @@ CLI_CONFIG = textwrap.dedent(
 )
 
 
-def test_cli_train_resume_and_plan(tmp_path):
+def test_cli_train_resume_and_errors(tmp_path, capsys):
+    from transition._cli import main
+
     cfg = tmp_path / "c.config"
     cfg.write_text(CLI_CONFIG)
     model = tmp_path / "run" / "net"
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    cmd = [sys.executable, "-m", "transition"]
-    p = subprocess.run(cmd + ["train", str(cfg), f"--model={model}", "--num_epochs=2"], env=env, capture_output=True,
-                       text=True, timeout=120)
-    assert p.returncode == 0, p.stderr[-2000:]
-    lines = p.stdout.splitlines()
-    epoch_lines = [line for line in lines if line.startswith("epoch ")]
+    assert main(["train", str(cfg), f"--model={model}", "--num_epochs=2"]) == 0
+    out = capsys.readouterr().out
+    epoch_lines = [line for line in out.splitlines() if line.startswith("epoch ")]
     assert len(epoch_lines) == 2 and "dev_error" in epoch_lines[0] and "lr 0.01" in epoch_lines[0]
     assert "transition +l2" in epoch_lines[1] and "custom importer in output" in epoch_lines[1]
-    p = subprocess.run(cmd + ["train", str(cfg), f"--model={model}", "--no-resume"], env=env, capture_output=True,
-                       text=True, timeout=120)
-    assert p.returncode == 1 and "net.002" in p.stderr
-    p = subprocess.run(cmd + ["train", str(cfg), f"--model={model}", "--num_epocs=3"], env=env, capture_output=True,
-                       text=True, timeout=120)
-    assert p.returncode == 1 and "num_epochs" in p.stderr
-    p = subprocess.run(cmd + ["train", str(cfg), f"--model={model}"], env=env, capture_output=True, text=True,
-                       timeout=120)
-    assert p.returncode == 0, p.stderr[-2000:]
-    assert "resuming from" in p.stdout and [ln for ln in p.stdout.splitlines() if ln.startswith("epoch 3/3")]
+    assert main(["train", str(cfg), f"--model={model}", "--no-resume"]) == 1
+    assert "net.002" in capsys.readouterr().err
+    assert main(["train", str(cfg), f"--model={model}", "--num_epocs=3"]) == 1
+    assert "num_epochs" in capsys.readouterr().err
+    assert main(["train", str(cfg), f"--model={model}"]) == 0
+    out = capsys.readouterr().out
+    assert "resuming from" in out and [ln for ln in out.splitlines() if ln.startswith("epoch 3/3")]
 
 
 def test_plan_lines(tmp_path):
@@ -362,9 +357,10 @@ STRATEGY_SCRIPT = textwrap.dedent(
     from transition._train_loop import train_from_config
     strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     assert strategy.num_replicas_in_sync == 2
-    mgr = train_from_config(sys.argv[1], ["--model=" + sys.argv[2], "--num_epochs=" + sys.argv[3]], strategy=strategy)
-    var = mgr.network.param_variables()["l2/W"]
-    print("MIRRORED", type(var.value).__name__ if hasattr(var, "value") else "", "replicas", 2)
+    for n in ("2", "3"):  # the second run resumes (another manager, as after a restart)
+        mgr = train_from_config(sys.argv[1], ["--model=" + sys.argv[2], "--num_epochs=" + n], strategy=strategy)
+        var = mgr.network.param_variables()["l2/W"]
+        assert isinstance(var.value, tf.distribute.DistributedValues), type(var.value)
     """
 )
 
@@ -376,13 +372,10 @@ def test_mirrored_strategy_run_and_resume(tmp_path):
     script.write_text(STRATEGY_SCRIPT)
     model = tmp_path / "run" / "net"
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    p = subprocess.run([sys.executable, str(script), str(cfg), str(model), "2"], env=env, capture_output=True,
+    p = subprocess.run([sys.executable, str(script), str(cfg), str(model)], env=env, capture_output=True,
                        text=True, timeout=150)
     assert p.returncode == 0, p.stderr[-3000:]
     assert "transition +l2" in p.stdout
-    p = subprocess.run([sys.executable, str(script), str(cfg), str(model), "3"], env=env, capture_output=True,
-                       text=True, timeout=150)
-    assert p.returncode == 0, p.stderr[-3000:]
     assert "resuming from" in p.stdout and "epoch 3/3" in p.stdout
     from transition._store import CheckpointStore
 
@@ -390,3 +383,72 @@ def test_mirrored_strategy_run_and_resume(tmp_path):
     assert [(i.epoch, i.good) for i in infos] == [(2, True), (3, True)]  # each written once (keep_last 2)
     files = sorted(os.listdir(model.parent))
     assert sum(f.endswith(".commit.json") for f in files) == 2 and not [f for f in files if "tmp" in f]
+
+
+class _Counter:
+    state_key = "counter"
+
+    def __init__(self):
+        self.n = 0
+
+    def state_dict(self):
+        return {"n": self.n}
+
+    def load_state_dict(self, state):
+        self.n = state["n"]
+
+
+def test_callback_state_restored_new_ones_fresh_missing_ones_error(tmp_path):
+    c = _Counter()
+    with _manager(tmp_path / "m", callbacks=[c], num_epochs=3) as mgr:
+        for epoch in mgr.epochs():
+            c.n += 10
+            mgr.end_epoch({})
+            if epoch == 2:
+                break
+    c2, extra = _Counter(), _Counter()
+    extra.state_key = "extra"
+    lines = []
+    with _manager(tmp_path / "m", callbacks=[c2, extra], num_epochs=3, log=lines.append) as mgr:
+        assert list(_ended(mgr)) == [3]
+    assert c2.n == 20 and extra.n == 0
+    assert any("start fresh: extra" in line for line in lines)
+    with pytest.raises(ConfigError, match="'counter'"):
+        with _manager(tmp_path / "m", callbacks=[], num_epochs=4) as mgr:
+            next(mgr.epochs())
+
+
+def test_log_file_and_verbosity(tmp_path, capsys):
+    from transition._train_loop import train_from_config
+
+    cfg = tmp_path / "c.config"
+    cfg.write_text(CLI_CONFIG)
+    log = tmp_path / "logs" / "train.log"
+    train_from_config(str(cfg), [f"--model={tmp_path / 'net'}", "--num_epochs=2", f"--log={log}",
+                                 "--log_verbosity=4"])
+    text = log.read_text()
+    assert text == capsys.readouterr().out
+    between = text.split("epoch 1/2")[1].split("epoch 2/2")[0]  # the transition report, before the epoch line
+    assert "epoch 2/2" in text and "custom importer" in between and "l2" in between
+    train_from_config(str(cfg), [f"--model={tmp_path / 'net2'}", "--num_epochs=1", "--log_verbosity=2"])
+    out = capsys.readouterr().out
+    assert "loading:" in out and "epoch 1/1" not in out
+
+
+def test_foreign_epoch_files_under_model_continue_training(tmp_path):
+    from transition._bundle import write_bundle
+
+    with _manager(tmp_path / "a", num_epochs=1) as a:
+        for _ in a.epochs():
+            _train_epoch(a, _data())
+            trained = {n: np.array(v.numpy()) for n, v in a.network.param_variables().items()}
+            a.end_epoch({})
+    write_bundle(str(tmp_path / "m.002"), trained)  # like RETURNN's network.002: no commit file, no state
+    lines = []
+    with _manager(tmp_path / "m", num_epochs=3, log=lines.append) as b:
+        for epoch in b.epochs():
+            assert epoch == 3
+            for name, var in b.network.param_variables().items():
+                assert np.array_equal(var.numpy(), trained[name]), name
+            b.end_epoch({})
+    assert any("existing model" in line and "m.002" in line for line in lines), lines

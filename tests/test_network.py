@@ -196,6 +196,24 @@ def test_compute_loss_sums_scaled_losses_and_accepts_dense_targets():
         net.compute_loss({"data": x, "classes": y})
 
 
+def test_ce_on_linear_softmax_and_on_probabilities_equals_numpy():
+    x, y = batch()
+    for out_layer in (
+        {"class": "linear", "activation": "softmax", "n_out": 3, "from": "l1", "loss": "ce", "target": "classes",
+         "is_output_layer": True},
+        {"class": "activation", "activation": "softmax", "from": "l2", "loss": "ce", "target": "classes"},
+    ):
+        net = build({
+            "l1": NET["l1"],
+            "l2": {"class": "linear", "n_out": 3, "from": "l1"},
+            "output": out_layer,
+        })
+        probs = np.asarray(net.call({"data": x}))
+        expected = -np.mean(np.log(np.take_along_axis(probs, y[..., None], -1)))
+        got = float(net.compute_loss({"data": x, "classes": y}, training=False))
+        np.testing.assert_allclose(got, expected, rtol=1e-5)
+
+
 def test_gradient_step_with_trainable_variables_lowers_the_loss():
     net = build()
     x, y = batch(8, 4)
@@ -448,8 +466,8 @@ _ORACLE = textwrap.dedent(
         net.construct_from_dict(net_dict)
         with tf1.Session() as s:
             s.run(tf1.global_variables_initializer())
-            for v in tf1.trainable_variables():  # non-zero biases so that they matter
-                s.run(v.assign(v + tf.random.normal(tf.shape(v), stddev=0.3, seed=1)))
+            for v in tf1.global_variables():  # non-trivial biases, scales and running stats so that they matter
+                s.run(v.assign(v + tf.abs(tf.random.normal(tf.shape(v), stddev=0.3, seed=1))))
             tf1.train.Saver().save(s, prefix)
             data = net.extern_data.data["data"]
             x = np.random.default_rng(0).standard_normal((2, 4, extern["data"]["dim"])).astype("float32")
@@ -467,7 +485,9 @@ def test_returnn_checkpoint_loads_by_name_and_reproduces_returnn_output(tmp_path
     net_dict = {
         "a": {"class": "linear", "activation": "tanh", "n_out": 4, "from": "data"},
         "b": {"class": "linear", "activation": "relu", "n_out": 3, "from": "data"},
-        "output": {"class": "softmax", "loss": "ce", "from": ["a", "b"], "target": "classes"},
+        "ln": {"class": "layer_norm", "from": "a"},
+        "bn": {"class": "batch_norm", "from": "b", "masked_time": True},
+        "output": {"class": "softmax", "loss": "ce", "from": ["ln", "bn"], "target": "classes"},
     }
     prefix = str(tmp_path / "model")
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")

@@ -19,12 +19,6 @@ from transition._reader_tf import tf_key_to_name
 RNG = np.random.default_rng(0)
 
 
-@pytest.fixture(autouse=True)
-def _clear_keras_session():
-    """Overrides conftest's: these tests keep no Keras state that matters, and clearing costs ~1 s per test."""
-    yield
-
-
 # --- writers -------------------------------------------------------------------------------------------------------
 
 
@@ -241,6 +235,33 @@ def test_uncommitted_project_checkpoint_is_refused(raw_ckpt):
     with open(prefix + ".commit.json", "w") as fp:
         fp.write("{}")
     np.testing.assert_array_equal(read_checkpoint(prefix)["a/W"], values["a/W"])
+
+
+def test_project_checkpoint_written_by_the_store(tmp_path):
+    from transition._epoch_files import find_epoch_model
+    from transition._store import CheckpointStore
+
+    model = str(tmp_path / "net")
+    w = RNG.normal(size=(4, 3)).astype(np.float32)
+    with CheckpointStore(model) as store:
+        store.save(2, 0, {"l1/W": w}, optimizer_vars={"iterations": np.int64(5)})
+    epoch, prefix = find_epoch_model(model)
+    assert (epoch, prefix) == (2, f"{model}.002")
+    values = read_checkpoint(prefix)
+    np.testing.assert_array_equal(values["l1/W"], w)
+    assert values["optimizer/iterations"] == 5
+
+
+def test_closed_reader_refuses_to_read(raw_ckpt, tmp_path):
+    prefix, values = raw_ckpt
+    np.savez(tmp_path / "z.npz", a=np.ones(2))
+    for path, name in ((prefix, "a/W"), (tmp_path / "z.npz", "a")):
+        reader = open_checkpoint(path)
+        reader.close()
+        assert name in reader.names()  # the index stays available
+        with pytest.raises(CheckpointError, match="closed; open it again") as e:
+            reader.read(name)
+        assert str(reader.path) in str(e.value)
 
 
 # --- numpy ---------------------------------------------------------------------------------------------------------

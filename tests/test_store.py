@@ -230,3 +230,34 @@ def test_cli_status_table_and_json(model, capsys):
     assert main(["status", model]) == 0
     table = capsys.readouterr().out
     assert "DAMAGED" in table and f"resume would use (*): {model}.001" in table
+    os.remove(model + ".001.index")
+    assert main(["status", model]) == 1  # checkpoints, none good: an error, not "would start from scratch"
+    assert "resume: ERROR" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float16, np.int64, np.uint8, np.bool_, np.complex64])
+def test_large_unaligned_and_strided_arrays_round_trip(model, dtype):
+    rng = np.random.default_rng(1)
+    base = (rng.standard_normal(40_001) * 50).astype(dtype)
+    params = {"a/unaligned": base[1:], "a/strided": base[::2], "a/big2d": np.resize(base, (300, 300)).T}
+    with CheckpointStore(model) as store:
+        store.save(1, 0, params)
+        store.save_async(2, 0, params)
+        store.wait()
+        for epoch in (1, 2):
+            restored = store.restore(f"{model}.{epoch:03d}").params
+            for name, value in params.items():
+                assert restored[name].dtype == value.dtype and restored[name].shape == value.shape
+                np.testing.assert_array_equal(restored[name], value)
+
+
+def test_bundle_whose_index_declares_more_than_its_data_is_refused(tmp_path):
+    from transition._bundle import read_bundle, write_bundle
+
+    prefix = str(tmp_path / "m.001")
+    write_bundle(prefix, {"a/W": np.ones((100, 10), np.float32)})
+    assert read_bundle(prefix)["a/W"].shape == (100, 10)
+    with open(prefix + ".data-00000-of-00001", "r+b") as f:
+        f.truncate(100)
+    with pytest.raises(CheckpointError, match=r"m\.001 is damaged: its index declares 4000 bytes.*hold 100"):
+        read_bundle(prefix)

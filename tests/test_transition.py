@@ -130,6 +130,29 @@ def test_callback_may_edit_snapshot_and_gets_kwargs():
     np.testing.assert_array_equal(after["output/W"], before["output/W"])
 
 
+def test_with_callback_params_are_still_created_from_the_snapshot():
+    d = {"l1": lin(4, "data"), "output": out("l1")}
+    old = Network.from_dict(d, ED)
+    before = values(old)
+    seen = {}
+
+    def callback(*, new_epoch, new_network, old_network_params):
+        seen["w"] = new_network.layers["l1"].params["W"].numpy().copy()  # already the old value: no random init
+        old_network_params.values_dict["output"].pop("W")  # remove one param: it gets its fresh init
+
+    res = transition_network(old, d, extern_data=ED, epoch=2, init_new_network_callback=callback)
+    after = values(res.network)
+    assert {("l1", "W"), ("l1", "b"), ("output", "W"), ("output", "b")} <= set(res.network.initialized_from_values)
+    np.testing.assert_array_equal(seen["w"], before["l1/W"])
+    for name in ("l1/W", "l1/b", "output/b"):
+        np.testing.assert_array_equal(after[name], before[name])
+        assert res.report.status_of(name) is ParamStatus.COPIED
+    assert res.report.status_of("output/W") is ParamStatus.KEPT_INIT
+    assert not np.array_equal(after["output/W"], before["output/W"])
+    limit = np.sqrt(6 / (4 + 3))  # glorot_uniform of [4, 3]
+    assert np.abs(after["output/W"]).max() <= limit and np.abs(after["output/W"]).std() > 0.1 * limit
+
+
 def test_custom_importer_gets_old_and_new_layer_dict():
     calls = []
 

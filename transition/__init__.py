@@ -3,6 +3,10 @@
 The public API is re-exported here explicitly; implementation modules are private.
 """
 
+from transition._quiet import quiet_tensorflow as _quiet_tensorflow
+
+_quiet_tensorflow()
+
 from transition._errors import (
     CheckpointError,
     ConfigError,
@@ -13,7 +17,9 @@ from transition._errors import (
 
 # --- core (issue 2) ---
 from transition._importing import ImportReport, ParamRecord, ParamsSnapshot, ParamStatus
+from transition._layers_base import REQUIRED, DataInfo, NetLayer, layer_class_names, register_layer_class
 from transition._netdict import NetDictDiff, diff_net_dicts
+from transition._network import Layer, Network
 from transition._slots import SlotsSnapshot
 from transition._split import copy_with_new_split_axes
 from transition._transition import TransitionResult, transition_network
@@ -38,6 +44,15 @@ from transition._reader import (
 )
 
 # --- checkpoints and training state (issue 4) ---
+from transition._callback_state import (
+    KerasCallbackState,
+    Stateful,
+    adapt_callback,
+    collect_callback_states,
+    restore_callback_states,
+)
+from transition._rng import RngState, capture_rng_state, restore_rng_state
+from transition._state import EpochRecord, TrainingState, read_training_state
 
 # --- epoch manager (issue 5) ---
 

@@ -13,7 +13,8 @@ from typing import Any
 import attrs
 
 from transition._errors import ConfigError, MissingParamsError, ShapeMismatchError, did_you_mean
-from transition._loading import LoadReport, _np_dtype, open_source
+from transition._loading import LoadReport, _np_dtype
+from transition._reader import open_checkpoint
 
 __all__ = ["init_from_checkpoint", "resolve_assignment_map", "Assignment"]
 
@@ -163,10 +164,9 @@ def init_from_checkpoint(ckpt: str | os.PathLike, assignment_map: Any, network: 
     raised before anything is assigned."""
     store = dict(network if isinstance(network, Mapping) else network.param_variables())
     path = os.fspath(ckpt)
-    source = open_source(path)
-    try:
-        meta = {n: (tuple(source.shape(n)), source.dtype(n)) for n in source.names()}
-        assignments, extra = resolve_assignment_map(assignment_map, store, meta, path=getattr(source, "path", path))
+    with open_checkpoint(path) as source:
+        meta = {n: (source.shape(n), source.dtype(n)) for n in source.names()}
+        assignments, extra = resolve_assignment_map(assignment_map, store, meta, path=source.path)
         final: dict[str, Assignment] = {}
         for a in assignments:  # a later assignment of the same variable wins, as in TF
             final[a.var_name] = a
@@ -178,10 +178,6 @@ def init_from_checkpoint(ckpt: str | os.PathLike, assignment_map: Any, network: 
             for a in group:
                 var = store.get(a.var_name, extra.get(a.var_name))
                 var.assign(value if a.start is None else value[a.start:a.stop])
-    finally:
-        close = getattr(source, "close", None)
-        if close:
-            close()
     mapped = {a.var_name: a.ckpt_name + ("" if a.start is None else f"[{a.start}:{a.stop}]")
               for a in final.values() if a.ckpt_name != a.var_name or a.start is not None}
     return LoadReport(path=path, loaded=tuple(sorted(final)), unused=tuple(n for n in meta if n not in by_tensor),

@@ -303,7 +303,8 @@ def read_commit(prefix: str) -> CommitInfo:
         raise _bad(prefix, f"bad 'version' {version!r}")
     if version > FORMAT_VERSION:
         raise CheckpointError(
-            f"checkpoint {prefix} has format version {version}; this transition reads up to {FORMAT_VERSION}: upgrade it"
+            f"checkpoint {prefix} has format version {version}; this transition reads up to {FORMAT_VERSION}: "
+            "upgrade transition"
         )
     files, meta = obj.get("files"), obj.get("meta")
     if not isinstance(files, dict) or not files or not isinstance(meta, dict):
@@ -338,7 +339,8 @@ def verify(prefix: str, *, checksums: bool = True) -> CommitInfo:
             crc, _ = file_crc32(path)
             if crc != rec.crc32:
                 raise CheckpointError(
-                    f"checkpoint {prefix} is damaged: checksum of {path} is {crc:#010x}, commit file says {rec.crc32:#010x}"
+                    f"checkpoint {prefix} is damaged: checksum of {path} is {crc:#010x}, "
+                    f"the commit file says {rec.crc32:#010x}"
                 )
     return info
 

@@ -17,6 +17,7 @@ import numpy as np
 
 from transition._errors import CheckpointError, ConfigError, MissingParamsError, ShapeMismatchError, did_you_mean
 from transition._reader import open_checkpoint
+from transition._reader_base import CheckpointReader, strip_tensor_suffix
 
 __all__ = [
     "CheckpointEntry",
@@ -26,7 +27,6 @@ __all__ = [
     "write_checkpoint",
     "convert_checkpoint",
     "average_checkpoints",
-    "required_names_missing",
 ]
 
 
@@ -39,10 +39,13 @@ class CheckpointEntry(NamedTuple):
     nbytes: int
 
 
-def inspect_checkpoint(path: str | os.PathLike) -> list[CheckpointEntry]:
-    """Names, shapes, dtypes and sizes of every array in a checkpoint, sorted by name, without reading values."""
+def inspect_checkpoint(path: str | os.PathLike | CheckpointReader) -> list[CheckpointEntry]:
+    """Names, shapes, dtypes and sizes of every array in a checkpoint (a path or an open reader), sorted by name,
+    without reading values."""
+    if isinstance(path, CheckpointReader):
+        return [CheckpointEntry(n, path.shape(n), path.dtype(n), path.nbytes(n)) for n in path.names()]
     with open_checkpoint(path) as reader:
-        return [CheckpointEntry(n, reader.shape(n), reader.dtype(n), reader.nbytes(n)) for n in reader.names()]
+        return inspect_checkpoint(reader)
 
 
 def _human(nbytes: int) -> str:
@@ -75,7 +78,7 @@ def select_names(names: Iterable[str], only: Iterable[str]) -> list[str]:
     names = list(names)
     selected: set[str] = set()
     for entry in only:
-        key = entry[:-2] if entry.endswith(":0") else entry
+        key = strip_tensor_suffix(entry)
         under = key if key.endswith("/") else key + "/"
         hits = [n for n in names if (n == key and not key.endswith("/")) or n.startswith(under)]
         if not hits:
@@ -182,26 +185,38 @@ def convert_checkpoint(
     dst: str | os.PathLike,
     *,
     only_names: Iterable[str] | None = None,
+    exact_names: Iterable[str] | None = None,
     overwrite: bool = False,
 ) -> list[str]:
     """Copy a checkpoint (any format `open_checkpoint` reads) to .npz or a TF bundle; returns the names written.
 
-    `only_names`: names or prefixes to keep (see `select_names`); each must match something.
+    `only_names`: names or prefixes to keep (see `select_names`); each must match something. `exact_names`: names
+    to keep as they are (e.g. the `layer/param` names a network needs, `Network.param_variables()`, without the
+    optimizer's `layer/param/Adam`); each must be in the checkpoint. Given both, the union is kept.
     """
     with open_checkpoint(src) as reader:
-        names = reader.names() if only_names is None else select_names(reader.names(), list(only_names))
+        if only_names is None and exact_names is None:
+            names = reader.names()
+        else:
+            names = select_names(reader.names(), list(only_names or ()))
+            if exact_names is not None:
+                exact = list(exact_names)
+                _require_names(reader.names(), exact, reader.path)
+                names = sorted(set(names) | {strip_tensor_suffix(n) for n in exact})
         values = {n: reader.read(n) for n in names}
     write_checkpoint(values, dst, overwrite=overwrite)
     return names
 
 
-def required_names_missing(reader_names: Iterable[str], needed: Iterable[str], src: str) -> None:
+def _require_names(reader_names: Iterable[str], needed: Iterable[str], src: str) -> None:
     """Raise MissingParamsError listing every needed name not in the checkpoint (with close matches)."""
     have = set(reader_names)
-    missing = [n for n in needed if n not in have]
+    missing = [n for n in needed if strip_tensor_suffix(n) not in have]
     if missing:
         hints = "; ".join(f"{n!r}{did_you_mean(n, have)}" for n in missing[:10])
-        raise MissingParamsError(f"checkpoint {src} lacks {len(missing)} variable(s) the network needs: {hints}")
+        raise MissingParamsError(f"checkpoint {src} lacks {len(missing)} of the {len(set(needed))} variables "
+                                 f"asked for: {hints}; convert from a checkpoint of "
+                                 f"this network, or check the network description")
 
 
 def average_checkpoints(

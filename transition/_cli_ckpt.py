@@ -15,15 +15,19 @@ def _entries_json(entries) -> list[dict]:
     return [{"name": e.name, "shape": list(e.shape), "dtype": str(e.dtype), "nbytes": e.nbytes} for e in entries]
 
 
-def _cmd_inspect(args: argparse.Namespace) -> int:
+def _quiet_tf() -> None:
     from transition._cli import quiet_tensorflow
 
     quiet_tensorflow()
-    from transition._ckpt_tools import format_inspection, inspect_checkpoint
-    from transition._reader import resolve_checkpoint
 
-    kind, resolved = resolve_checkpoint(args.path)
-    entries = inspect_checkpoint(resolved)
+
+def _cmd_inspect(args: argparse.Namespace) -> int:
+    _quiet_tf()
+    from transition._ckpt_tools import format_inspection, inspect_checkpoint
+    from transition._reader import open_checkpoint
+
+    with open_checkpoint(args.path) as reader:
+        kind, resolved, entries = reader.kind, reader.path, inspect_checkpoint(reader)
     if args.json:
         total = sum(e.nbytes for e in entries)
         out = {"path": resolved, "kind": kind, "arrays": _entries_json(entries), "total_bytes": total}
@@ -48,31 +52,19 @@ def _network_param_names(spec_path: str) -> list[str]:
             f"--only-network {spec_path} must hold a JSON object with exactly the keys 'network' (the net dict) and "
             f"'extern_data'; it has {keys}"
         )
-    try:
-        from transition._network import Network
-    except ImportError as exc:
-        raise ConfigError(
-            f"--only-network needs the network builder (transition._network), which is not available ({exc}); "
-            f"use --only NAME... instead"
-        ) from exc
+    from transition._network import Network
+
     network = Network.from_dict(spec["network"], spec["extern_data"])
     return sorted(network.param_variables())
 
 
 def _cmd_convert(args: argparse.Namespace) -> int:
-    from transition._cli import quiet_tensorflow
-
-    quiet_tensorflow()
-    from transition._ckpt_tools import convert_checkpoint, required_names_missing
-    from transition._reader import open_checkpoint
+    _quiet_tf()
+    from transition._ckpt_tools import convert_checkpoint
 
     only = list(args.only) if args.only else None
-    if args.only_network:
-        needed = _network_param_names(args.only_network)
-        with open_checkpoint(args.src) as reader:
-            required_names_missing(reader.names(), needed, reader.path)
-        only = sorted(set(only or []) | set(needed))
-    names = convert_checkpoint(args.src, args.dst, only_names=only, overwrite=args.force)
+    exact = _network_param_names(args.only_network) if args.only_network else None
+    names = convert_checkpoint(args.src, args.dst, only_names=only, exact_names=exact, overwrite=args.force)
     if args.json:
         print(json.dumps({"src": args.src, "dst": args.dst, "names": names}, indent=1))
     else:
@@ -81,9 +73,7 @@ def _cmd_convert(args: argparse.Namespace) -> int:
 
 
 def _cmd_avg(args: argparse.Namespace) -> int:
-    from transition._cli import quiet_tensorflow
-
-    quiet_tensorflow()
+    _quiet_tf()
     from transition._ckpt_tools import average_checkpoints
 
     names = average_checkpoints(args.ckpts, args.output, overwrite=args.force)
@@ -94,6 +84,12 @@ def _cmd_avg(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_flags(p: argparse.ArgumentParser, *, force: str | None = None) -> None:
+    if force:
+        p.add_argument("--force", action="store_true", help=force)
+    p.add_argument("--json", action="store_true", help="print JSON for scripts")
+
+
 def register(subparsers) -> None:
     """Add `inspect`, `convert` and `avg` to the `transition` command line."""
     p = subparsers.add_parser(
@@ -102,7 +98,7 @@ def register(subparsers) -> None:
         description="List the arrays of a checkpoint (TF bundle prefix / directory, .npz, .npy, Keras .h5).",
     )
     p.add_argument("path", help="checkpoint: TF prefix (or .index/.meta/.data-*), directory, .npz, .npy, .h5")
-    p.add_argument("--json", action="store_true", help="print JSON for scripts")
+    _add_flags(p)
     p.set_defaults(func=_cmd_inspect)
 
     p = subparsers.add_parser(
@@ -121,10 +117,10 @@ def register(subparsers) -> None:
     p.add_argument(
         "--only-network",
         metavar="NET_JSON",
-        help="keep only the params that a network needs: a JSON file {\"network\": net dict, \"extern_data\": {...}}",
+        help="keep only the params that a network needs (exactly its 'layer/param' names, no optimizer slots): "
+        "a JSON file {\"network\": net dict, \"extern_data\": {...}}",
     )
-    p.add_argument("--force", action="store_true", help="overwrite DST")
-    p.add_argument("--json", action="store_true", help="print JSON for scripts")
+    _add_flags(p, force="overwrite DST")
     p.set_defaults(func=_cmd_convert)
 
     p = subparsers.add_parser(
@@ -134,6 +130,5 @@ def register(subparsers) -> None:
     )
     p.add_argument("ckpts", nargs="+", metavar="CKPT")
     p.add_argument("-o", "--output", required=True, metavar="OUT", help=".npz, or a TF bundle prefix")
-    p.add_argument("--force", action="store_true", help="overwrite OUT")
-    p.add_argument("--json", action="store_true", help="print JSON for scripts")
+    _add_flags(p, force="overwrite OUT")
     p.set_defaults(func=_cmd_avg)

@@ -88,7 +88,8 @@ def _table(status: dict) -> str:
             state = ("DAMAGED: " if r["committed"] else "") + reason
         else:
             state = "ok (checksums verified)" if r["checksums_verified"] else "ok (sizes checked)"
-        scores = " ".join(f"{k}={v:.6g}" if isinstance(v, float) else f"{k}={v}" for k, v in sorted(r["scores"].items()))
+        scores = " ".join(f"{k}={v:.6g}" if isinstance(v, float) else f"{k}={v}"
+                          for k, v in sorted(r["scores"].items()))
         mark = "*" if r["prefix"] == status["resume_from"] else ""
         rows.append((mark, str(r["epoch"]), str(r["step"]), "epoch end" if r["epoch_finished"] else "mid-epoch",
                      _size(r["size"]) if r["committed"] else "-", state, scores))

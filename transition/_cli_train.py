@@ -107,12 +107,15 @@ def plan_lines(config: Any, overrides: Any = None) -> list[str]:
         if diff.is_empty:
             lines.append(f"epoch {epoch}: same network")
             continue
+        hook = mgr.init_new_network_callback
         result = transition_network(network, new, extern_data=mgr.extern_data, epoch=epoch,
-                                    copy_param_mode=mgr._copy_mode_for(epoch),
-                                    init_new_network_callback=None)
+                                    copy_param_mode=mgr._copy_mode_for(epoch), init_new_network_callback=hook)
         network = result.network
         lines.append(f"epoch {epoch}: {transition_summary(result)}")
         lines += ["    " + line for line in str(diff).splitlines()]
+        if hook is not None:
+            lines.append(f"    init_new_network_callback {getattr(hook, '__name__', hook)!r} runs before the import "
+                         "(it may set any param, e.g. those of new layers)")
         for rec in result.report.records:
             if rec.old_shape is None or rec.new_shape is None or rec.old_shape == rec.new_shape:
                 shape = f"{rec.new_shape if rec.new_shape is not None else rec.old_shape}"

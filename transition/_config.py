@@ -103,7 +103,9 @@ KNOWN_KEYS: dict[str, tuple[Callable[[str, Any], None], Any, str]] = {
     "train": (_data, None, "training data"),
     "dev": (_data, None, "development data, scored after every epoch"),
     "callbacks": (_seq, (), "callbacks whose state is saved with the checkpoint (state_dict / load_state_dict)"),
-    "init_new_network_callback": (_func, None, "init_new_network_callback(new_epoch=, new_network=, old_network_params=)"),
+    "init_new_network_callback": (
+        _func, None, "init_new_network_callback(new_epoch=, new_network=, old_network_params=)"
+    ),
     # loading (see _load_options)
     "load": (_opt_str, None, "load this checkpoint and continue its training"),
     "load_epoch": (_opt_pos_int, None, "epoch of the checkpoint under `model` to load"),
@@ -222,10 +224,14 @@ def parse_overrides(args: Sequence[str]) -> dict[str, Any]:
             raise ConfigError(f"config override {arg!r} must look like --key=value (e.g. --num_epochs=5)")
         key, text = arg[2:].split("=", 1)
         key = key.replace("-", "_")
-        try:
-            value: Any = ast.literal_eval(text)
-        except (ValueError, SyntaxError, MemoryError, RecursionError):
-            value = text
+        value: Any
+        if text.strip().lower() in ("inf", "+inf", "-inf", "nan"):
+            value = float(text)
+        else:
+            try:
+                value = ast.literal_eval(text)
+            except (ValueError, SyntaxError, MemoryError, RecursionError):
+                value = text
         out[key] = value
     return out
 

@@ -20,10 +20,12 @@ __all__ = [
     "epoch_from_filename",
     "is_uncommitted",
     "bundle_exists",
+    "strip_tf_suffix",
 ]
 
 _EPOCH_RE = re.compile(r"^(?P<base>.+?)\.(?P<pretrain>pretrain\.)?(?P<epoch>\d{3,})$")
 _TF_SUFFIXES = (".index", ".meta")
+_DATA_RE = re.compile(r"\.data-\d{5}-of-\d{5}$")
 
 
 def epoch_model_path(model: str, epoch: int, *, pretrain: bool = False, step_in_epoch: int | None = None) -> str:
@@ -41,16 +43,18 @@ def bundle_exists(prefix: str) -> bool:
     return any(os.path.isfile(prefix + s) for s in _TF_SUFFIXES)
 
 
-def _strip_tf_suffix(path: str) -> str:
+def strip_tf_suffix(path: str) -> str:
+    """The bundle prefix of a path given with `.index`, `.meta` or `.data-NNNNN-of-NNNNN` appended (else the path)."""
     for suffix in _TF_SUFFIXES:
         if path.endswith(suffix):
             return path[: -len(suffix)]
-    return path
+    return _DATA_RE.sub("", path)
 
 
 def epoch_from_filename(path: str) -> int | None:
-    """The epoch of `.../network.080` (or `.pretrain.080`, with `.index`/`.meta` appended), else None."""
-    m = _EPOCH_RE.match(os.path.basename(_strip_tf_suffix(os.fspath(path))))
+    """The epoch of `.../network.080` (or `.pretrain.080`, with `.index` / `.meta` / `.data-...` appended), else
+    None."""
+    m = _EPOCH_RE.match(os.path.basename(strip_tf_suffix(os.fspath(path))))
     if not m or f"{int(m.group('epoch')):03d}" != m.group("epoch"):
         return None
     return int(m.group("epoch"))
@@ -99,12 +103,12 @@ def find_epoch_model(model: str | os.PathLike, load_epoch: int | None = None) ->
     """(epoch, prefix) of `model`'s highest epoch checkpoint, or of `load_epoch`.
 
     `model` is the model name (`.../network`), or one checkpoint's filename (`.../network.080`, optionally with
-    `.index`/`.meta`), whose epoch is parsed from it.
+    `.index` / `.meta` / `.data-...`), whose epoch is parsed from it.
     """
     model = os.fspath(model)
     if load_epoch is not None:
         load_epoch = _check_epoch(load_epoch)
-    as_file = _strip_tf_suffix(model)
+    as_file = strip_tf_suffix(model)
     file_epoch = epoch_from_filename(as_file)
     if file_epoch is not None and (bundle_exists(as_file) or model != as_file or not list_epoch_models(model)):
         if not bundle_exists(as_file):

@@ -87,7 +87,8 @@ class KeepPolicy:
             seen = {name for i in ends for name in i.scores}
             if seen:
                 raise ConfigError(
-                    f"KeepPolicy(score={self.score!r}) matches no score of the checkpoints{did_you_mean(self.score, seen)}; "
+                    f"KeepPolicy(score={self.score!r}) matches no score of the checkpoints"
+                    f"{did_you_mean(self.score, seen)}; "
                     f"they have {sorted(seen)}"
                 )
             return []

@@ -193,9 +193,13 @@ class BatchNormLayer(NetLayer):
     """Batch norm over all axes but the features: batch statistics in training (updating the running ones with
     `momentum`), running statistics otherwise. Params as RETURNN's (param_version 2)."""
 
-    layer_options = {"momentum": 0.1, "epsilon": 1e-3}
+    layer_options = {"momentum": 0.1, "epsilon": 1e-3, "masked_time": None}
 
     def output_info(self) -> DataInfo:
+        # masked_time (RETURNN): whether padded frames are excluded from the statistics. Our inputs carry no
+        # padding mask (every frame counts), so both values give the same result; accepted for RETURNN configs.
+        if self.opts["masked_time"] not in (None, True, False):
+            raise self.option_error("masked_time", self.opts["masked_time"], "give True or False")
         for key in ("momentum", "epsilon"):
             v = self.opts[key]
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 1:
@@ -247,6 +251,7 @@ class ConvLayer(NetLayer):
         "activation": None,
         "with_bias": True,
     }
+    keeps_time_length = False  # strides / "valid" padding change it
 
     def output_info(self) -> DataInfo:
         if not self.time():

@@ -8,14 +8,15 @@ allow_random_model_init / load_ignore_missing_vars / preload_from_files.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import attrs
 
+from transition._epoch_files import epoch_from_filename, list_epoch_models
 from transition._errors import ConfigError, did_you_mean
-from transition._loading import LoadReport, load_checkpoint, open_source
+from transition._loading import LoadReport, load_checkpoint
+from transition._reader import open_checkpoint
 
 __all__ = [
     "PRELOAD_KEYS",
@@ -124,14 +125,6 @@ class LoadDecision:
     log_line: str
 
 
-def epoch_from_filename(filename: str | os.PathLike) -> int | None:
-    """The epoch in a RETURNN model filename such as ``.../network.080`` (also with ``.index`` / ``.meta`` /
-    ``.data-...`` appended), or None."""
-    from transition._epoch_files import epoch_from_filename as from_prefix
-
-    return from_prefix(re.sub(r"\.data-\d+-of-\d+$", "", os.fspath(filename)))
-
-
 def _opt(options: Mapping[str, Any], key: str, types: tuple[type, ...], default: Any = None) -> Any:
     value = options.get(key, default)
     if value is None:
@@ -206,6 +199,7 @@ def decide_loading(options: Mapping[str, Any], task: str, existing_epochs: Mappi
     if load_epoch is not None and not model and not load:
         raise ConfigError("option 'load_epoch' selects an epoch of 'model', but neither 'model' nor 'load' is set")
     is_training = task == "train"
+    load_file_epoch = load_epoch if load_epoch is not None else (epoch_from_filename(load) if load else None)
     present = sorted(existing_epochs)
     notes: list[str] = []
 
@@ -232,8 +226,7 @@ def decide_loading(options: Mapping[str, Any], task: str, existing_epochs: Mappi
             if load:
                 notes.append(f"load={load!r} ignored: import_model_train_epoch1 wins in training")
         elif load:
-            role, file = ROLE_LOAD, load
-            epoch = load_epoch if load_epoch is not None else epoch_from_filename(load)
+            role, file, epoch = ROLE_LOAD, load, load_file_epoch
             if epoch is None:
                 new_training, start = True, 1
                 notes.append(f"epoch of load={load!r} unknown (no .NNN suffix, no load_epoch): new training from it")
@@ -248,8 +241,7 @@ def decide_loading(options: Mapping[str, Any], task: str, existing_epochs: Mappi
         if imp:
             notes.append(f"import_model_train_epoch1={imp!r} ignored: task {task!r} is not 'train'")
         if load:
-            role, file = ROLE_LOAD, load
-            epoch = load_epoch if load_epoch is not None else epoch_from_filename(load)
+            role, file, epoch = ROLE_LOAD, load, load_file_epoch
         elif existing_epochs or load_epoch is not None:
             if not existing_epochs:
                 raise ConfigError(f"load_epoch={load_epoch}: no model files under model={model!r}")
@@ -290,8 +282,6 @@ def decide_and_load(
         model = options.get("model")
         existing_epochs = {}
         if model:
-            from transition._epoch_files import list_epoch_models
-
             existing_epochs = dict(list_epoch_models(os.fspath(model)))
     plan = decide_loading(options, task, existing_epochs)
     done: set[str] = set()
@@ -305,8 +295,8 @@ def decide_and_load(
         reports.append(load_checkpoint(network, plan.model_file, ignore_missing=plan.ignore_missing,
                                        skip_params=frozenset(done)))
         if not plan.new_training:
-            source = open_source(plan.model_file)
-            if "global_step" in set(source.names()):
-                step = int(source.read("global_step"))
+            with open_checkpoint(plan.model_file) as reader:
+                if reader.has("global_step"):
+                    step = int(reader.read("global_step"))
     return LoadDecision(plan=plan, start_epoch=plan.start_epoch, loaded_epoch=plan.model_epoch,
                         global_train_step=step, files=plan.files, reports=tuple(reports), log_line=plan.log_line())

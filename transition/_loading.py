@@ -2,19 +2,27 @@
 
 Network names are ``layer/param``. The planning step (`plan_load`) only looks at names, shapes and dtypes and
 raises every error before anything is assigned; `execute_plan` then reads only the values it assigns.
+
+A layer's `custom_param_importer` works as in RETURNN: a callable gets every checkpoint value under the layer's
+name (keys relative to the layer) and does the assignment; a copy mode string ("reset", "ifpossible", "subset")
+decides what happens to that layer's params when the checkpoint's shape differs (RETURNN's
+`set_param_values_by_dict`), while names, dtypes and missing params are checked as for any other param.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
-from types import MappingProxyType
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from types import MappingProxyType
 from typing import Any, Protocol
 
 import attrs
 import numpy as np
 
 from transition._errors import ConfigError, MissingParamsError, ShapeMismatchError, did_you_mean
+from transition._importing import check_copy_param_mode
+from transition._reader import open_checkpoint
 
 __all__ = [
     "LoadReport",
@@ -26,7 +34,6 @@ __all__ = [
     "plan_load",
     "execute_plan",
     "network_param_specs",
-    "open_source",
 ]
 
 Shape = tuple[int, ...]
@@ -66,18 +73,14 @@ class DictSource:
         return self._values[name]
 
 
-def open_source(filename: str | os.PathLike) -> CheckpointSource:
-    """Open a checkpoint file lazily (any format `transition.open_checkpoint` reads)."""
-    from transition._reader import open_checkpoint  # layer 3, same layer
-
-    return open_checkpoint(os.fspath(filename))
-
-
 @attrs.frozen(eq=True, hash=False)
 class LoadReport:
-    """What a load did. Names in `loaded`, `missing`, `ignored`, `skipped` are network names (``layer/param``);
-    `unused` are checkpoint names; `mapped` is {network name: checkpoint name} where they differ; `converted` is
-    {network name: "float64 -> float32"}; `custom_layers` are layers loaded through their custom_param_importer."""
+    """What a load did. Names in `loaded`, `missing`, `ignored`, `skipped`, `kept_init` are network names
+    (``layer/param``); `unused` are checkpoint names; `mapped` is {network name: checkpoint name} where they differ;
+    `converted` is {network name: how the value was converted}, a float cast ("float64 -> float32") or a partial
+    copy by the layer's copy mode ("subset (4, 3) -> (4, 5)"); `custom_layers` are layers loaded through their
+    callable custom_param_importer; `kept_init` are params that their layer's copy-mode custom_param_importer
+    ("reset", or "ifpossible" with another shape) left at their init."""
 
     path: str
     loaded: tuple[str, ...] = attrs.field(default=(), converter=tuple)
@@ -88,10 +91,13 @@ class LoadReport:
     ignored: tuple[str, ...] = attrs.field(default=(), converter=tuple)
     skipped: tuple[str, ...] = attrs.field(default=(), converter=tuple)
     custom_layers: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    kept_init: tuple[str, ...] = attrs.field(default=(), converter=tuple)
 
     def __str__(self) -> str:
         lines = [f"load from {self.path}: {len(self.loaded)} loaded, {len(self.missing)} missing, "
-                 f"{len(self.ignored)} ignored, {len(self.skipped)} skipped, {len(self.unused)} unused in checkpoint"]
+                 f"{len(self.ignored)} ignored, {len(self.skipped)} skipped, "
+                 + (f"{len(self.kept_init)} kept at init, " if self.kept_init else "")
+                 + f"{len(self.unused)} unused in checkpoint"]
         for name in self.loaded:
             extra = []
             if name in self.mapped:
@@ -102,7 +108,7 @@ class LoadReport:
         for layer in self.custom_layers:
             lines.append(f"  custom   {layer}  (custom_param_importer)")
         for title, names in (("missing", self.missing), ("ignored", self.ignored), ("skipped", self.skipped),
-                             ("unused", self.unused)):
+                             ("kept", self.kept_init), ("unused", self.unused)):
             for name in names:
                 lines.append(f"  {title:<8} {name}")
         return "\n".join(lines)
@@ -137,6 +143,7 @@ class LoadReport:
             ignored=not_done(n for rep in reports for n in rep.ignored),
             skipped=not_done(n for rep in reports for n in rep.skipped),
             custom_layers=custom,
+            kept_init=not_done(n for rep in reports for n in rep.kept_init),
         )
 
 
@@ -151,6 +158,7 @@ class ParamLoadPlan:
     cast: Mapping[str, np.dtype]  # network name -> target dtype
     custom: Mapping[str, Mapping[str, str]]  # layer -> {name relative to the layer: checkpoint name}
     custom_skipped: Mapping[str, tuple[str, ...]]  # layer -> params of it in skip_params (restored after import)
+    partial: Mapping[str, str]  # network name -> checkpoint name, copied by its layer's "subset" copy mode
     report: LoadReport
 
 
@@ -167,16 +175,24 @@ def _is_float(dtype: np.dtype) -> bool:
     return dtype.kind == "f" or dtype.name == "bfloat16"
 
 
-def network_param_specs(network: Any) -> tuple[dict[str, tuple[Shape, np.dtype]], dict[str, tuple[str, ...]]]:
-    """({"layer/param": (shape, dtype)}, {layer: its params} for layers with a callable custom_param_importer)."""
+def network_param_specs(
+    network: Any,
+) -> tuple[dict[str, tuple[Shape, np.dtype]], dict[str, tuple[str, ...]], dict[str, str]]:
+    """({"layer/param": (shape, dtype)}, {layer: its params} for layers with a callable custom_param_importer,
+    {"layer/param": copy mode} for params of layers whose custom_param_importer is a copy mode string)."""
     specs: dict[str, tuple[Shape, np.dtype]] = {}
     custom: dict[str, tuple[str, ...]] = {}
+    copy_modes: dict[str, str] = {}
     for layer_name, layer in network.layers.items():
         for param, var in layer.params.items():
             specs[f"{layer_name}/{param}"] = (tuple(int(d) for d in var.shape), _np_dtype(var.dtype))
-        if callable(getattr(layer, "custom_param_importer", None)):
+        importer = getattr(layer, "custom_param_importer", None)
+        if callable(importer):
             custom[layer_name] = tuple(layer.params)
-    return specs, custom
+        elif importer is not None:
+            mode = check_copy_param_mode(importer, f"custom_param_importer of layer {layer_name!r}")
+            copy_modes.update({f"{layer_name}/{p}": mode for p in layer.params if mode is not None})
+    return specs, custom, copy_modes
 
 
 def _check_names(option: str, entries: Iterable[str], used: Collection[str], candidates: Iterable[str]) -> None:
@@ -202,12 +218,17 @@ def plan_load(
     custom_missing_load_func: Callable[..., np.ndarray | None] | None = None,
     cast: bool = False,
     skip_params: Collection[str] = frozenset(),
+    copy_modes: Mapping[str, str] | None = None,
 ) -> ParamLoadPlan:
     """Decide, from names, shapes and dtypes only, what a load does; raise every error before anything is assigned.
 
     `specs` are the network's params {"layer/param": (shape, dtype)}; `custom_layers` the layers whose callable
-    custom_param_importer takes their values. See `load_checkpoint` for the options.
+    custom_param_importer takes their values; `copy_modes` {"layer/param": mode} the params whose layer's
+    custom_param_importer is a copy mode ("reset": kept at init; "ifpossible": kept at init if the shape differs;
+    "subset": a differing shape with the same number of dims is copied in part). See `load_checkpoint` for the
+    other options.
     """
+    copy_modes = dict(copy_modes or {})
     if isinstance(ignore_params, str) or isinstance(ignore_params_prefixes, str):
         raise ConfigError("ignore_params and ignore_params_prefixes must be lists of names, not a single string")
     ignore_params = list(ignore_params)
@@ -257,6 +278,7 @@ def plan_load(
         return hit
 
     ignored: list[str] = []
+    kept_init: list[str] = []
     candidates: list[str] = []  # network names to load (plain params)
     custom_sel: dict[str, list[str]] = {}
     resolved: dict[str, str] = {}
@@ -268,6 +290,8 @@ def plan_load(
         resolved[net_name] = mapping.get(net_name, default)
         if is_ignored(default, resolved[net_name]):
             ignored.append(net_name)
+        elif copy_modes.get(net_name) == "reset":
+            kept_init.append(net_name)
         else:
             candidates.append(net_name)
 
@@ -297,12 +321,13 @@ def plan_load(
 
     _check_names("ignore_params", ignore_params, used_ignores, list(resolved.values()) + ckpt_names)
     _check_names("ignore_params_prefixes", ignore_params_prefixes, used_prefixes, list(resolved.values()))
-    if not candidates and not custom and not skipped and not missing:
+    if not candidates and not custom and not skipped and not missing and not kept_init:
         raise ConfigError(f"nothing selected to load from {path}: the network has {len(specs)} params, "
                           f"prefix={prefix!r} selects {len(selected)}, ignore_params/ignore_params_prefixes "
                           f"leave none; check prefix and the ignore options")
 
     assign: dict[str, str] = {}
+    partial: dict[str, str] = {}
     supplied: dict[str, np.ndarray] = {}
     cast_to: dict[str, np.dtype] = {}
     converted: dict[str, str] = {}
@@ -312,6 +337,7 @@ def plan_load(
             continue
         shape, dtype = specs[net_name]
         ckpt_name = resolved[net_name]
+        mode = copy_modes.get(net_name)
         if ckpt_name in ckpt_set:
             c_shape, c_dtype = tuple(source.shape(ckpt_name)), _np_dtype(source.dtype(ckpt_name))
             origin = f"checkpoint {path} has {ckpt_name!r}"
@@ -325,9 +351,19 @@ def plan_load(
         else:
             missing.append(net_name)
             continue
+        target = assign
         if c_shape != shape:
-            raise ShapeMismatchError(f"param {net_name!r} has shape {shape} but {origin} with shape {c_shape}; "
-                                     "fix the network or map/ignore this param")
+            if mode == "ifpossible" and net_name not in supplied:
+                kept_init.append(net_name)
+                continue
+            if mode == "subset" and net_name not in supplied and len(c_shape) == len(shape):
+                target = partial
+                converted[net_name] = f"subset {c_shape} -> {shape}"
+            else:
+                why = (" (its layer's custom_param_importer 'subset' needs the same number of dims)"
+                       if mode == "subset" else "")
+                raise ShapeMismatchError(f"param {net_name!r} has shape {shape} but {origin} with shape {c_shape}"
+                                         f"{why}; fix the network or map/ignore this param")
         if c_dtype != dtype:
             if not (cast and _is_float(c_dtype) and _is_float(dtype)):
                 hint = "pass cast=True to cast floats" if _is_float(c_dtype) and _is_float(dtype) else \
@@ -335,11 +371,11 @@ def plan_load(
                 raise ShapeMismatchError(f"param {net_name!r} has dtype {dtype.name} but {origin} with dtype "
                                          f"{c_dtype.name}; {hint}")
             cast_to[net_name] = dtype
-            converted[net_name] = f"{c_dtype.name} -> {dtype.name}"
+            converted[net_name] = "; ".join(filter(None, (converted.get(net_name), f"{c_dtype.name} -> {dtype.name}")))
         if net_name not in supplied:
-            assign[net_name] = ckpt_name
+            target[net_name] = ckpt_name
 
-    used_ckpt = set(assign.values()) | {c for values in custom.values() for c in values.values()}
+    used_ckpt = {*assign.values(), *partial.values(), *(c for values in custom.values() for c in values.values())}
     unused = [n for n in ckpt_names if n not in used_ckpt]
     if missing and not ignore_missing:
         details = "; ".join(f"{n!r} (looked for {resolved.get(n, strip(n))!r}"
@@ -347,7 +383,7 @@ def plan_load(
         raise MissingParamsError(f"{len(missing)} params missing from {path}: {details}. Use var_name_mapping, "
                                  f"ignore_params, or ignore_missing=True if the checkpoint only partly covers the "
                                  f"network")
-    if not assign and not supplied and not custom and missing:
+    if not assign and not partial and not supplied and not custom and missing:
         raise MissingParamsError(f"none of the {len(missing)} selected params is in {path} (prefix={prefix!r}); "
                                  f"wrong file or prefix? checkpoint names: {sorted(ckpt_names)[:8]!r}")
 
@@ -356,7 +392,7 @@ def plan_load(
     mapped.update({n: f"custom_missing_load_func({strip(n)!r})" for n in supplied})
     report = LoadReport(
         path=path,
-        loaded=tuple(n for n in selected if n in assign or n in supplied
+        loaded=tuple(n for n in selected if n in assign or n in partial or n in supplied
                      or (n in custom_names and n not in skip_params)),
         missing=tuple(missing),
         unused=tuple(unused),
@@ -365,24 +401,27 @@ def plan_load(
         ignored=tuple(ignored),
         skipped=tuple(skipped) + tuple(f"{layer}/{p}" for layer, ps in custom_skipped.items() for p in ps),
         custom_layers=tuple(custom),
+        kept_init=tuple(kept_init),
     )
     return ParamLoadPlan(path=path, source=source, assign=assign, supplied=supplied, cast=cast_to, custom=custom,
-                    custom_skipped=custom_skipped, report=report)
+                         custom_skipped=custom_skipped, partial=partial, report=report)
 
 
 def execute_plan(network: Any, plan: ParamLoadPlan) -> LoadReport:
     """Read the planned values (only those) and assign them to the network's variables."""
-    for net_name, ckpt_name in plan.assign.items():
+
+    def value_of(net_name: str, value: np.ndarray) -> np.ndarray:
+        return value.astype(plan.cast[net_name]) if net_name in plan.cast else value
+
+    for net_name, value in [*((n, plan.source.read(c)) for n, c in plan.assign.items()), *plan.supplied.items()]:
         layer, param = _split(network, net_name)
-        value = plan.source.read(ckpt_name)
-        if net_name in plan.cast:
-            value = value.astype(plan.cast[net_name])
-        network.layers[layer].params[param].assign(value)
-    for net_name, value in plan.supplied.items():
+        network.layers[layer].params[param].assign(value_of(net_name, value))
+    partial: dict[str, dict[str, np.ndarray]] = {}
+    for net_name, ckpt_name in plan.partial.items():
         layer, param = _split(network, net_name)
-        if net_name in plan.cast:
-            value = value.astype(plan.cast[net_name])
-        network.layers[layer].params[param].assign(value)
+        partial.setdefault(layer, {})[param] = value_of(net_name, plan.source.read(ckpt_name))
+    for layer_name, values_dict in partial.items():  # the layer's copy mode ("subset") copies what fits
+        network.layers[layer_name].set_param_values_by_dict(values_dict)
     for layer_name, names in plan.custom.items():
         layer = network.layers[layer_name]
         keep = {p: np.array(layer.params[p].numpy()) for p in plan.custom_skipped.get(layer_name, ())}
@@ -409,8 +448,8 @@ _OPTION_NAMES = ("prefix", "ignore_missing", "ignore_params", "ignore_params_pre
 
 
 def _load_from_source(network: Any, source: CheckpointSource, path: str, options: Mapping[str, Any]) -> LoadReport:
-    specs, custom = network_param_specs(network)
-    return execute_plan(network, plan_load(specs, custom, source, path=path, **options))
+    specs, custom, copy_modes = network_param_specs(network)
+    return execute_plan(network, plan_load(specs, custom, source, path=path, copy_modes=copy_modes, **options))
 
 
 def load_checkpoint(
@@ -431,26 +470,19 @@ def load_checkpoint(
     Param W of layer l1 is ``l1/W``. `prefix` selects the network's params starting with it and loads them from
     the checkpoint name without it. `ignore_params` / `ignore_params_prefixes` name checkpoint-side names.
     `var_name_mapping` {network name: checkpoint name} wins over an equal name. Layers with a callable
-    custom_param_importer get their checkpoint values via `set_param_values_by_dict`.
+    custom_param_importer get every checkpoint value under their name (relative to the layer) via
+    `set_param_values_by_dict`, and the importer assigns; a copy-mode importer ("reset", "ifpossible", "subset")
+    decides for its layer's params what a differing shape means (see `plan_load`).
     `custom_missing_load_func(name=, shape=, reader=)` may return a value for a param missing from the checkpoint
     (name is the checkpoint-side name). `cast` allows float casts. `skip_params` (network names) are left alone.
     Every error is raised before anything is assigned.
     """
     path = os.fspath(filename)
-    source = open_source(path)
-    try:
+    with open_checkpoint(path) as source:
         return _load_from_source(network, source, path, dict(
             prefix=prefix, ignore_missing=ignore_missing, ignore_params=ignore_params,
             ignore_params_prefixes=ignore_params_prefixes, var_name_mapping=var_name_mapping,
             custom_missing_load_func=custom_missing_load_func, cast=cast, skip_params=skip_params))
-    finally:
-        _close(source)
-
-
-def _close(source: Any) -> None:
-    close = getattr(source, "close", None)
-    if close is not None:
-        close()
 
 
 def restore_from_dict(network: Any, values: Mapping[str, Any], **options: Any) -> LoadReport:
@@ -479,28 +511,26 @@ def chain_restore(
     `load_checkpoint`. A param is missing only if no source has it (an error unless `ignore_missing`); a source
     that loads nothing at all is an error. Everything is checked before anything is assigned.
     """
-    opened: list[Any] = []
-    try:
+    with contextlib.ExitStack() as opened:
         return _chain(network, sources, opened, ignore_missing)
-    finally:
-        for source in opened:
-            _close(source)
 
 
-def _chain(network: Any, sources: Iterable[Any], opened: list[Any], ignore_missing: bool) -> LoadReport:
-    specs, custom = network_param_specs(network)
+def _chain(network: Any, sources: Iterable[Any], opened: contextlib.ExitStack, ignore_missing: bool) -> LoadReport:
+    specs, custom, copy_modes = network_param_specs(network)
     plans: list[ParamLoadPlan] = []
     for i, entry in enumerate(sources):
         src, options = (entry if isinstance(entry, tuple) else (entry, {}))
         _check_option_keys(options, f"chain_restore source {i}")
+        if "ignore_missing" in options:
+            raise ConfigError(f"chain_restore source {i}: 'ignore_missing' is not a per-source option (a param is "
+                              f"missing only if no source has it); pass chain_restore(..., ignore_missing=True)")
         options = {**options, "ignore_missing": True}
         if isinstance(src, Mapping):
             source, path = DictSource(src, path=f"<dict {i}>"), f"<dict {i}>"
         else:
             path = os.fspath(src)
-            source = open_source(path)
-            opened.append(source)
-        plans.append(plan_load(specs, custom, source, path=path, **options))
+            source = opened.enter_context(open_checkpoint(path))
+        plans.append(plan_load(specs, custom, source, path=path, copy_modes=copy_modes, **options))
     if not plans:
         raise ConfigError("chain_restore needs at least one source")
     # A later source overrides an earlier one: drop what later plans set from earlier plans (read nothing twice).
@@ -510,9 +540,10 @@ def _chain(network: Any, sources: Iterable[Any], opened: list[Any], ignore_missi
     for plan in reversed(plans):
         assign = {n: c for n, c in plan.assign.items() if n not in later}
         supplied = {n: v for n, v in plan.supplied.items() if n not in later}
+        partial = {n: c for n, c in plan.partial.items() if n not in later}
         custom_plan = {layer: v for layer, v in plan.custom.items() if layer not in later_layers}
-        final.append(attrs.evolve(plan, assign=assign, supplied=supplied, custom=custom_plan))
-        later |= set(plan.assign) | set(plan.supplied)
+        final.append(attrs.evolve(plan, assign=assign, supplied=supplied, partial=partial, custom=custom_plan))
+        later |= set(plan.assign) | set(plan.supplied) | set(plan.partial)
         later_layers |= set(plan.custom)
     report = LoadReport.combine([p.report for p in plans])
     if report.missing and not ignore_missing:

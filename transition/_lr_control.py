@@ -115,7 +115,9 @@ class LearningRateControl:
         elif isinstance(learning_rates, (list, tuple)):
             fixed = {i + 1: _float(f"learning_rates[{i}]", v) for i, v in enumerate(learning_rates)}
         else:
-            raise ConfigError(f"option 'learning_rates' must be a list or a dict {{epoch: rate}}, got {learning_rates!r}")
+            raise ConfigError(
+                f"option 'learning_rates' must be a list or a dict {{epoch: rate}}, got {learning_rates!r}"
+            )
         if any(e < 1 for e in fixed):
             raise ConfigError(f"option 'learning_rates' has an epoch < 1: {sorted(fixed)}; epochs start at 1")
         self.fixed_learning_rates = fixed
@@ -156,6 +158,12 @@ class LearningRateControl:
         lr = self._decide(epoch)
         self.history[epoch] = EpochRecord(lr, {})
         return lr
+
+    def peek_learning_rate(self, epoch: int) -> float:
+        """The rate `epoch` would get now, without recording it."""
+        if epoch in self.history:
+            return self.history[epoch].learning_rate
+        return self._decide(epoch)
 
     def set_epoch_scores(self, epoch: int, scores: Mapping[str, float]) -> None:
         """Record the scores of a finished epoch (merged into what is there)."""
@@ -200,7 +208,8 @@ class LearningRateControl:
             for epoch, lr, scores in rows:
                 if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 1:
                     raise ValueError(f"bad epoch {epoch!r}")
-                history[epoch] = EpochRecord(_from_json_float(lr), {str(k): _from_json_float(v) for k, v in scores.items()})
+                values = {str(k): _from_json_float(v) for k, v in scores.items()}
+                history[epoch] = EpochRecord(_from_json_float(lr), values)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ConfigError(
                 f"learning-rate history in the training state is malformed ({exc}); expected "

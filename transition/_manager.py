@@ -17,7 +17,6 @@ RETURNN, the optimizer is neither reset at a rebuild nor at a resume.
 from __future__ import annotations
 
 import contextlib
-import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -60,7 +59,8 @@ def optimizer_factory(value: Any) -> Callable[[], Any]:
     classes = {}
     for attr in dir(keras.optimizers):
         cls = getattr(keras.optimizers, attr)
-        if isinstance(cls, type) and issubclass(cls, keras.optimizers.Optimizer) and cls is not keras.optimizers.Optimizer:
+        base = keras.optimizers.Optimizer
+        if isinstance(cls, type) and issubclass(cls, base) and cls is not base:
             classes[attr.lower()] = cls
     key = name.lower().replace("_", "")
     if key not in classes:
@@ -337,8 +337,11 @@ class TransitionManager:
 
     @property
     def learning_rate(self) -> float:
-        """The learning rate of the current epoch."""
-        return self.lr_control.learning_rate_for_epoch(max(self._epoch, 1))
+        """The learning rate of the current epoch (before the first epoch: the one it will use)."""
+        epoch = max(self._epoch, 1)
+        if epoch in self.lr_control.history:
+            return self.lr_control.history[epoch].learning_rate
+        return self.lr_control.peek_learning_rate(epoch)
 
     @property
     def stopped(self) -> bool:
@@ -438,8 +441,8 @@ class TransitionManager:
         if self._network is not None and hasattr(self._network, "global_train_step"):
             self._network.global_train_step = self._global_step
         if self._preempt is not None and self._preempt.requested:
-            info = self._save(epoch_finished=False)
-            self._log(f"preempted ({self._preempt.signal_name}): saved {info.prefix} at epoch {self._epoch} step "
+            prefix = self._save(epoch_finished=False, wait=True)
+            self._log(f"preempted ({self._preempt.signal_name}): saved {prefix} at epoch {self._epoch} step "
                       f"{self._step_in_epoch}; exiting with code {PREEMPTED_EXIT_CODE}")
             self.close()
             raise SystemExit(PREEMPTED_EXIT_CODE)
@@ -504,7 +507,9 @@ class TransitionManager:
             if compiled is not model:
                 model.compile(optimizer=self._optimizer, loss=loss, metrics=metrics)
                 compiled = model
-            data = data_for_epoch("train", train, epoch=epoch, seed=self.shuffle_seed(epoch)) if callable(train) else train
+            data = train
+            if callable(train):
+                data = data_for_epoch("train", train, epoch=epoch, seed=self.shuffle_seed(epoch))
             if self._step_in_epoch:
                 if not _is_tf_dataset(data):
                     raise ConfigError("mgr.fit resumes mid-epoch only with a tf.data.Dataset (it skips the trained "
@@ -512,8 +517,11 @@ class TransitionManager:
                 data = data.skip(self._step_in_epoch)
             # Keras resets EarlyStopping & co. in on_train_begin of every fit call: re-apply their state after it
             restore_callback_states(keras_cbs, collect_callback_states(keras_cbs), strict=False)
+            kwargs = dict(fit_kwargs)
+            if _is_tf_dataset(data):
+                kwargs.setdefault("shuffle", False)  # a Dataset brings its own (per-epoch) order
             result = model.fit(data, initial_epoch=epoch - 1, epochs=epoch, validation_data=validation_data,
-                               callbacks=[steps, *keras_cbs], verbose=verbose, **fit_kwargs)
+                               callbacks=[steps, *keras_cbs], verbose=verbose, **kwargs)
             logs = {k: float(v[-1]) for k, v in result.history.items() if v}
             scores = _scores_from_keras_logs(logs)
             if getattr(model, "stop_training", False):
@@ -578,7 +586,9 @@ class TransitionManager:
         tf.random.set_global_generator(tf.random.Generator.from_seed(self.seed))
         self._store = CheckpointStore(self.model, keep=self.keep)
         try:
-            latest = self._store.latest_good()
+            # our own (committed) checkpoints: resume; foreign ones (e.g. RETURNN's network.NNN): loading rules
+            ours = [info for info in self._store.list() if info.committed]
+            latest = self._store.latest_good() if ours else None
             if latest is not None:
                 if not self.resume:
                     raise ConfigError(
@@ -640,7 +650,17 @@ class TransitionManager:
         self._set_network(network, optimizer)
         for cb in self._driven_callbacks():
             cb.on_train_begin()
-        restore_callback_states(self._callbacks, state.callbacks)
+        restored = restore_callback_states(self._callbacks, state.callbacks, strict=False)
+        for key in state.callbacks:
+            if key not in restored:
+                raise ConfigError(
+                    f"checkpoint {info.prefix} has the state of callback {key!r}, but no callback with that state_key "
+                    f"was given{did_you_mean(key, [k for k in collect_callback_states(self._callbacks)])}; add it "
+                    "(its state would be lost), or start a new model path"
+                )
+        fresh = [k for k in collect_callback_states(self._callbacks) if k not in state.callbacks]
+        if fresh:
+            self._log(f"callbacks without a saved state start fresh: {', '.join(fresh)}")
         self._stopped = bool(state.extra.get(_EXTRA_STOPPED, False))
         if state.epoch_finished:
             self._epoch, self._next_epoch, self._step_in_epoch = epoch, epoch + 1, 0
@@ -680,7 +700,9 @@ class TransitionManager:
             cb.on_epoch_begin(epoch - 1)
         self._epoch_open = True
 
-    def _save(self, *, epoch_finished: bool, scores: Mapping[str, float] | None = None) -> Any:
+    def _save(self, *, epoch_finished: bool, scores: Mapping[str, float] | None = None, wait: bool = False) -> str:
+        """Save a checkpoint: the values are copied to host memory now and written by the store's background
+        writer (its error surfaces at the next save or at close); `wait` writes it before returning."""
         assert self._store is not None
         network = self._network
         params = {name: var for name, var in network.param_variables().items()}
@@ -700,9 +722,12 @@ class TransitionManager:
             callbacks=collect_callback_states(self._callbacks),
             extra=extra,
         )
-        return self._store.save(self._epoch, state.step_in_epoch, params, opt_vars, epoch_finished=epoch_finished,
-                                scores=scores if epoch_finished else None, global_step=self._global_step,
-                                state=state, overwrite=True)
+        save = self._store.save if wait else self._store.save_async
+        save(self._epoch, state.step_in_epoch, params, opt_vars, epoch_finished=epoch_finished,
+             scores=scores if epoch_finished else None, global_step=self._global_step, state=state, overwrite=True)
+        from transition._store import checkpoint_prefix
+
+        return checkpoint_prefix(self.model, self._epoch, state.step_in_epoch, epoch_finished=epoch_finished)
 
 
 # ---------------------------------------------------------------------------------------------- helpers

@@ -65,7 +65,7 @@ class Layer:
 
     def get_param_values_dict(self) -> dict[str, np.ndarray]:
         """{param: a copy of its current value}."""
-        return {p: np.array(v.numpy()) for p, v in self.params.items()}
+        return {p: np.asarray(v.numpy()) for p, v in self.params.items()}
 
     def _pending_initial(self) -> dict[str, Any]:
         return getattr(self.keras_layer, "initialized_from_values", {}) if isinstance(self.keras_layer, NetLayer) else {}
@@ -126,8 +126,21 @@ class Layer:
         for param, value in to_assign.items():
             var = self.params[param]
             var.assign(as_tensor(value, var.dtype))
-        pending.clear()
+        # created from an initial value that is not (or no longer) the snapshot's entry: give it its fresh init
+        self.reset_uncopied_initial_values(skip=already | set(to_assign))
         return ImportReport(tuple(records))
+
+    def reset_uncopied_initial_values(self, skip: frozenset[str] | set[str] = frozenset()) -> None:
+        """Re-initialise the params created from an initial value (see `Network.from_dict`), except `skip`.
+
+        For an import that did not copy them after all (e.g. a callback replaced or removed the snapshot entry):
+        such a param then holds its fresh init, as if it had never been created from that value.
+        """
+        pending = self._pending_initial()
+        for param in [p for p in pending if p not in skip]:
+            var = self.params[param]
+            var.assign(as_tensor(self._new_value(param), var.dtype))
+        pending.clear()
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -276,6 +289,7 @@ class Network:
                     **importer_kwargs,
                 )
             else:
+                layer.reset_uncopied_initial_values()
                 records += [
                     ParamRecord(name, p, ParamStatus.KEPT_INIT, None, tuple(int(d) for d in v.shape), "new layer")
                     for p, v in layer.params.items()

@@ -13,11 +13,10 @@ Every failure is a CheckpointError naming the path and what to do.
 from __future__ import annotations
 
 import os
-import re
 
 import numpy as np
 
-from transition._epoch_files import find_epoch_model, is_uncommitted, list_epoch_models
+from transition._epoch_files import find_epoch_model, is_uncommitted, list_epoch_models, strip_tf_suffix
 from transition._errors import CheckpointError, close_matches
 from transition._reader_base import CheckpointReader
 
@@ -30,16 +29,8 @@ __all__ = [
     "list_epoch_models",
 ]
 
-_DATA_RE = re.compile(r"\.data-\d{5}-of-\d{5}$")
 _MAGIC = {b"PK\x03\x04": "npz", b"PK\x05\x06": "npz", b"\x93NUMPY": "npy", b"\x89HDF\r\n\x1a\n": "h5"}
 _EXT = {".npz": "npz", ".npy": "npy", ".h5": "h5", ".hdf5": "h5", ".keras": "h5"}
-
-
-def _strip_tf_suffix(path: str) -> str:
-    for suffix in (".index", ".meta"):
-        if path.endswith(suffix):
-            return path[: -len(suffix)]
-    return _DATA_RE.sub("", path)
 
 
 def _from_state_file(directory: str) -> str:
@@ -102,7 +93,7 @@ def resolve_checkpoint(path: str | os.PathLike) -> tuple[str, str]:
         if not os.path.isfile(path):
             raise _not_found(path)
         return ext_kind, path
-    prefix = _strip_tf_suffix(path)
+    prefix = strip_tf_suffix(path)
     if os.path.isfile(prefix + ".index"):
         if is_uncommitted(prefix):
             raise CheckpointError(

@@ -9,9 +9,9 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 
-from transition._errors import CheckpointError, MissingParamsError, did_you_mean
+from transition._errors import CheckpointError, MissingParamsError, TransitionError, did_you_mean
 
-__all__ = ["CheckpointReader", "Shape", "strip_tensor_suffix"]
+__all__ = ["CheckpointReader", "Shape", "strip_tensor_suffix", "first_line"]
 
 Shape = tuple[int, ...]
 
@@ -19,6 +19,12 @@ Shape = tuple[int, ...]
 def strip_tensor_suffix(name: str) -> str:
     """`'conv0/W:0'` -> `'conv0/W'` (tensorpack / TF1 tensor names); other names are returned unchanged."""
     return name[:-2] if name.endswith(":0") else name
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (library errors can be long), or its type name."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 class CheckpointReader:
@@ -33,13 +39,22 @@ class CheckpointReader:
     def __init__(self, path: str, entries: Mapping[str, tuple[Shape, np.dtype]]):
         self.path = path  # the resolved path: a TF bundle's prefix or the file
         self._entries = dict(entries)
+        self._closed = False
 
     # --- subclasses implement ---
     def _read(self, name: str) -> np.ndarray:  # pragma: no cover - abstract
+        """Read one array (`name` is a listed name); any exception other than a TransitionError is reported by
+        `read` as a damaged file."""
         raise NotImplementedError
 
-    def close(self) -> None:
+    def _release(self) -> None:
         """Release the open file (a no-op where nothing is held open)."""
+
+    def close(self) -> None:
+        """Release the open file; `read` fails afterwards (names, shapes and dtypes stay available)."""
+        if not self._closed:
+            self._closed = True
+            self._release()
 
     # --- public ---
     def names(self) -> list[str]:
@@ -76,7 +91,17 @@ class CheckpointReader:
     def read(self, name: str) -> np.ndarray:
         """Read one array; a damaged file raises CheckpointError naming the path and the name."""
         key = self._lookup(name)
-        value = self._read(key)
+        if self._closed:
+            raise CheckpointError(f"the reader of checkpoint {self.path} is closed; open it again with open_checkpoint")
+        try:
+            value = self._read(key)
+        except TransitionError:
+            raise
+        except Exception as exc:  # bad CRC, truncated member / shard, closed file, ...
+            raise CheckpointError(
+                f"cannot read {key!r} from checkpoint {self.path}: {first_line(exc)}. The file is damaged or "
+                f"incomplete (truncated or overwritten?); restore it from a backup or use an earlier checkpoint"
+            ) from exc
         shape, dtype = self._entries[key]
         if value.shape != shape or value.dtype != dtype:
             raise CheckpointError(

@@ -20,14 +20,9 @@ import zipfile
 import numpy as np
 
 from transition._errors import CheckpointError
-from transition._reader_base import CheckpointReader, Shape, strip_tensor_suffix
+from transition._reader_base import CheckpointReader, Shape, first_line, strip_tensor_suffix
 
 __all__ = ["NpzReader", "NpyReader", "KerasH5Reader"]
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _read_npy_header(fp) -> tuple[Shape, np.dtype]:
@@ -39,6 +34,19 @@ def _read_npy_header(fp) -> tuple[Shape, np.dtype]:
     else:
         shape, _, dtype = np.lib.format._read_array_header(fp, version)  # 3.0: no public reader
     return tuple(int(d) for d in shape), np.dtype(dtype)
+
+
+def _scan_or_fail(path: str, what: str, expected: str, scan, release=lambda: None):
+    """`scan(path)`; on failure release what it opened and raise a CheckpointError naming the path."""
+    try:
+        return scan(path)
+    except Exception as exc:  # BadZipFile, OSError, ValueError (bad header), h5py errors, our CheckpointErrors
+        release()
+        if isinstance(exc, CheckpointError):
+            raise
+        raise CheckpointError(
+            f"cannot read {path} as {what}: {first_line(exc)}. The file is damaged or not {expected}"
+        ) from exc
 
 
 _PICKLE_HINT = (
@@ -53,51 +61,37 @@ class NpzReader(CheckpointReader):
     kind = "npz"
 
     def __init__(self, path: str):
-        try:
-            self._zip = zipfile.ZipFile(path)
-            members = self._zip.namelist()
-            self._members: dict[str, str] = {}
-            entries: dict[str, tuple[Shape, np.dtype]] = {}
-            for member in members:
-                raw = member[:-4] if member.endswith(".npy") else member
-                name = strip_tensor_suffix(raw)
-                if name in self._members:
-                    raise CheckpointError(
-                        f"{path} holds both {self._members[name]!r} and {member!r}, which are the same name "
-                        f"{name!r} (a ':0' suffix is ignored); keep only one of them"
-                    )
-                with self._zip.open(member) as fp:
-                    shape, dtype = _read_npy_header(fp)
-                if dtype.hasobject:
-                    raise CheckpointError(f"{path} holds a pickled object array under {raw!r}; {_PICKLE_HINT}")
-                self._members[name] = member
-                entries[name] = (shape, dtype)
-        except CheckpointError:
-            self._close_quietly()
-            raise
-        except Exception as exc:  # BadZipFile, ValueError (bad .npy header), OSError
-            self._close_quietly()
-            raise CheckpointError(
-                f"cannot read {path} as an .npz archive: {_first_line(exc)}. The file is damaged or not numpy's "
-                f"format; restore it or re-save it with np.savez"
-            ) from exc
+        self._zip: zipfile.ZipFile | None = None
+        entries = _scan_or_fail(path, "an .npz archive", "numpy's format; restore it or re-save it with np.savez",
+                                self._scan, self._release)
         super().__init__(path, entries)
 
+    def _scan(self, path: str) -> dict[str, tuple[Shape, np.dtype]]:
+        self._zip = zipfile.ZipFile(path)
+        self._members: dict[str, str] = {}
+        entries: dict[str, tuple[Shape, np.dtype]] = {}
+        for member in self._zip.namelist():
+            raw = member[:-4] if member.endswith(".npy") else member
+            name = strip_tensor_suffix(raw)
+            if name in self._members:
+                raise CheckpointError(
+                    f"{path} holds both {self._members[name]!r} and {member!r}, which are the same name "
+                    f"{name!r} (a ':0' suffix is ignored); keep only one of them"
+                )
+            with self._zip.open(member) as fp:
+                shape, dtype = _read_npy_header(fp)
+            if dtype.hasobject:
+                raise CheckpointError(f"{path} holds a pickled object array under {raw!r}; {_PICKLE_HINT}")
+            self._members[name] = member
+            entries[name] = (shape, dtype)
+        return entries
+
     def _read(self, name: str) -> np.ndarray:
-        try:
-            with self._zip.open(self._members[name]) as fp:
-                return np.lib.format.read_array(fp, allow_pickle=False)
-        except Exception as exc:  # bad CRC, truncated member, closed file
-            raise CheckpointError(
-                f"cannot read {name!r} from {self.path}: {_first_line(exc)}; the file is damaged, restore it or "
-                f"re-save it with np.savez"
-            ) from exc
+        with self._zip.open(self._members[name]) as fp:
+            return np.lib.format.read_array(fp, allow_pickle=False)
 
-    def close(self) -> None:
-        self._zip.close()
-
-    def _close_quietly(self) -> None:
-        if getattr(self, "_zip", None) is not None:
+    def _release(self) -> None:
+        if self._zip is not None:
             self._zip.close()
 
 
@@ -107,13 +101,8 @@ class NpyReader(CheckpointReader):
     kind = "npy"
 
     def __init__(self, path: str):
-        try:
-            with open(path, "rb") as fp:
-                shape, dtype = _read_npy_header(fp)
-        except Exception as exc:
-            raise CheckpointError(
-                f"cannot read {path} as a .npy file: {_first_line(exc)}; the file is damaged or not numpy's format"
-            ) from exc
+        shape, dtype = _scan_or_fail(path, "a .npy file", "numpy's format; restore it or re-save it with np.savez",
+                                     _npy_file_header)
         if dtype.hasobject:
             raise CheckpointError(
                 f"{path} holds a pickled Python object (e.g. a dict saved with np.save), not arrays; {_PICKLE_HINT}"
@@ -131,13 +120,13 @@ class NpyReader(CheckpointReader):
         super().__init__(path, entries)
 
     def _read(self, name: str) -> np.ndarray:
-        try:
-            record = np.load(self.path, allow_pickle=False, mmap_mode="r")
-            return np.array(record[self._fields[name]])
-        except Exception as exc:
-            raise CheckpointError(
-                f"cannot read {name!r} from {self.path}: {_first_line(exc)}; the file is damaged, restore it"
-            ) from exc
+        record = np.load(self.path, allow_pickle=False, mmap_mode="r")
+        return np.array(record[self._fields[name]])
+
+
+def _npy_file_header(path: str) -> tuple[Shape, np.dtype]:
+    with open(path, "rb") as fp:
+        return _read_npy_header(fp)
 
 
 def _h5_datasets(group, prefix: str = ""):
@@ -162,63 +151,51 @@ class KerasH5Reader(CheckpointReader):
     kind = "keras_h5"
 
     def __init__(self, path: str):
-        import h5py
-
-        try:
-            if path.endswith(".keras"):  # a zip holding model.weights.h5
-                with zipfile.ZipFile(path) as zf:
-                    self._file = h5py.File(io.BytesIO(zf.read("model.weights.h5")), "r")
-            else:
-                self._file = h5py.File(path, "r")
-            root = self._file
-            if "layer_names" not in root.attrs and "model_weights" in root:
-                root = root["model_weights"]  # legacy full-model .h5
-            self._datasets: dict[str, object] = {}
-            if "layer_names" in root.attrs:
-                self.kind = "keras_legacy_h5"
-                pairs = []
-                for layer in root.attrs["layer_names"]:
-                    group = root[_as_str(layer)]
-                    for weight in group.attrs.get("weight_names", []):
-                        pairs.append((strip_tensor_suffix(_as_str(weight)), group[_as_str(weight)]))
-            else:
-                pairs = [
-                    ("/".join(p for p in path_.strip("/").split("/") if p != "layers"), ds)
-                    for path_, ds in _h5_datasets(root)
-                ]
-            entries: dict[str, tuple[Shape, np.dtype]] = {}
-            for name, ds in pairs:
-                if name in entries:
-                    raise CheckpointError(
-                        f"{path} has two datasets for the name {name!r} ({self._datasets[name].name!r} and "
-                        f"{ds.name!r}); read it with h5py instead"
-                    )
-                if ds.dtype.kind not in "biufc":
-                    continue  # strings / metadata, not params
-                self._datasets[name] = ds
-                entries[name] = (tuple(int(d) for d in ds.shape), np.dtype(ds.dtype))
-        except CheckpointError:
-            self._close_quietly()
-            raise
-        except Exception as exc:
-            self._close_quietly()
-            raise CheckpointError(
-                f"cannot read {path} as a Keras HDF5 weights file: {_first_line(exc)}. The file is damaged or not "
-                f"HDF5; restore it or re-save it with model.save_weights"
-            ) from exc
+        self._file = None
+        entries = _scan_or_fail(path, "a Keras HDF5 weights file", "HDF5; restore it or re-save it with "
+                                "model.save_weights", self._scan, self._release)
         super().__init__(path, entries)
 
+    def _scan(self, path: str) -> dict[str, tuple[Shape, np.dtype]]:
+        import h5py
+
+        if path.endswith(".keras"):  # a zip holding model.weights.h5
+            with zipfile.ZipFile(path) as zf:
+                self._file = h5py.File(io.BytesIO(zf.read("model.weights.h5")), "r")
+        else:
+            self._file = h5py.File(path, "r")
+        root = self._file
+        if "layer_names" not in root.attrs and "model_weights" in root:
+            root = root["model_weights"]  # legacy full-model .h5
+        self._datasets: dict[str, object] = {}
+        if "layer_names" in root.attrs:
+            self.kind = "keras_legacy_h5"
+            pairs = []
+            for layer in root.attrs["layer_names"]:
+                group = root[_as_str(layer)]
+                for weight in group.attrs.get("weight_names", []):
+                    pairs.append((strip_tensor_suffix(_as_str(weight)), group[_as_str(weight)]))
+        else:
+            pairs = [
+                ("/".join(p for p in path_.strip("/").split("/") if p != "layers"), ds)
+                for path_, ds in _h5_datasets(root)
+            ]
+        entries: dict[str, tuple[Shape, np.dtype]] = {}
+        for name, ds in pairs:
+            if name in entries:
+                raise CheckpointError(
+                    f"{path} has two datasets for the name {name!r} ({self._datasets[name].name!r} and "
+                    f"{ds.name!r}); read it with h5py instead"
+                )
+            if ds.dtype.kind not in "biufc":
+                continue  # strings / metadata, not params
+            self._datasets[name] = ds
+            entries[name] = (tuple(int(d) for d in ds.shape), np.dtype(ds.dtype))
+        return entries
+
     def _read(self, name: str) -> np.ndarray:
-        try:
-            return np.asarray(self._datasets[name][()])
-        except Exception as exc:
-            raise CheckpointError(
-                f"cannot read {name!r} from {self.path}: {_first_line(exc)}; the file is damaged, restore it"
-            ) from exc
+        return np.asarray(self._datasets[name][()])
 
-    def close(self) -> None:
-        self._file.close()
-
-    def _close_quietly(self) -> None:
-        if getattr(self, "_file", None) is not None:
+    def _release(self) -> None:
+        if self._file is not None:
             self._file.close()

@@ -20,7 +20,7 @@ import re
 import numpy as np
 
 from transition._errors import CheckpointError
-from transition._reader_base import CheckpointReader, Shape
+from transition._reader_base import CheckpointReader, Shape, first_line
 
 __all__ = ["TFBundleReader", "tf_key_to_name"]
 
@@ -55,9 +55,8 @@ def _tf():
 
 
 def _damaged(path: str, what: str, exc: BaseException) -> CheckpointError:
-    msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return CheckpointError(
-        f"cannot read {what} of TF checkpoint {path}: {msg}. The checkpoint is damaged or incomplete "
+        f"cannot read {what} of TF checkpoint {path}: {first_line(exc)}. The checkpoint is damaged or incomplete "
         f"(truncated or overwritten file?); restore it from a backup or use an earlier checkpoint"
     )
 
@@ -119,13 +118,7 @@ class TFBundleReader(CheckpointReader):
         return self._keys[self._lookup(name)]
 
     def _read(self, name: str) -> np.ndarray:
-        if self._reader is None:
-            raise CheckpointError(f"reader of TF checkpoint {self.path} is closed; open it again with open_checkpoint")
-        try:
-            value = self._reader.get_tensor(self._keys[name])
-        except Exception as exc:
-            raise _damaged(self.path, repr(name), exc) from exc
-        return np.asarray(value)
+        return np.asarray(self._reader.get_tensor(self._keys[name]))
 
-    def close(self) -> None:
+    def _release(self) -> None:
         self._reader = None

@@ -16,8 +16,11 @@ from typing import Any
 import attrs
 import numpy as np
 
+import keras
+
 from transition._errors import TransitionError
 from transition._importing import ImportReport, ParamRecord, ParamStatus, import_layer_values
+from transition._layers_base import alias_numpy, as_tensor, zeros_tensor
 
 __all__ = ["SlotsSnapshot", "optimizer_slot_lists", "snapshot_slots", "restore_slots"]
 
@@ -84,7 +87,7 @@ def snapshot_slots(optimizer: Any, network: Any) -> SlotsSnapshot:
                     "the old network; build the optimizer on network.trainable_variables"
                 )
             layer, param = names[id(var)]
-            per_layer.setdefault(layer, {})[param] = np.asarray(slot_var.numpy())
+            per_layer.setdefault(layer, {})[param] = alias_numpy(slot_var)  # read-only view, no copy
         slots[slot] = per_layer
     iterations_var = getattr(optimizer, "_iterations", None)
     iterations = int(iterations_var.numpy()) if iterations_var is not None else int(optimizer.iterations.numpy())
@@ -104,7 +107,7 @@ def restore_slots(
     """
     optimizer = snapshot.optimizer_class.from_config(dict(snapshot.config))
     trainable = list(network.trainable_variables)
-    optimizer.build(trainable)
+    _build_with_lazy_zeros(optimizer, trainable)
     iterations_var = getattr(optimizer, "_iterations", None)
     if iterations_var is None:
         iterations_var = optimizer.iterations
@@ -134,13 +137,34 @@ def restore_slots(
                 layer,
                 {param: old},
                 new_shapes={param: shape},
-                get_new_value=lambda _p, v=slot_var: np.asarray(v.numpy()),
+                get_new_value=lambda _p, v=slot_var: np.array(v.numpy()),
                 copy_param_mode=mode,
                 ignore_wrong_shape=True,
                 old_split_info=old_split_info.get(layer),
                 new_split_info=new_split_info.get(layer),
             )
-            if param in to_assign:
-                slot_var.assign(to_assign[param])
+            if param in to_assign:  # a whole old slot: its tensor is shared, not copied
+                slot_var.assign(as_tensor(to_assign[param], slot_var.dtype))
             records.extend(attrs.evolve(r, param=label) for r in recs)
     return optimizer, ImportReport(tuple(records))
+
+
+def _is_zeros(initializer: Any) -> bool:
+    return (isinstance(initializer, str) and initializer == "zeros") or type(initializer) is keras.initializers.Zeros
+
+
+def _build_with_lazy_zeros(optimizer: Any, trainable: Sequence[Any]) -> None:
+    """`optimizer.build(trainable)`, its zero-initialised variables created as lazily zeroed memory (`tf.zeros` of
+    the slots costs about as much as the whole transition; most of them are replaced by the old slots anyway)."""
+    add_variable = optimizer.add_variable
+
+    def add_variable_lazy_zeros(shape, initializer="zeros", dtype=None, *args, **kwargs):
+        if _is_zeros(initializer):
+            initializer = lambda shape, dtype=None: zeros_tensor(shape, dtype or "float32")  # noqa: E731
+        return add_variable(shape, initializer, dtype, *args, **kwargs)
+
+    object.__setattr__(optimizer, "add_variable", add_variable_lazy_zeros)
+    try:
+        optimizer.build(list(trainable))
+    finally:
+        object.__delattr__(optimizer, "add_variable")

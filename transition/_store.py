@@ -19,7 +19,14 @@ import attrs
 import numpy as np
 
 from transition import _atomic, _jsonsafe
-from transition._bundle import DATA_SUFFIX, bundle_data_crc32, read_bundle, write_bundle
+from transition._bundle import (
+    DATA_SUFFIX,
+    HostBufferPool,
+    bundle_data_crc32,
+    needs_copy,
+    read_bundle,
+    write_bundle,
+)
 from transition._errors import CheckpointError, ConfigError
 from transition._keep import KeepPolicy
 from transition._lock import DirectoryLock, is_lockable
@@ -32,7 +39,9 @@ log = logging.getLogger("transition")
 OPTIMIZER_PREFIX = "optimizer/"
 STATE_PREFIX = "state/"  # == _state.STATE_ARRAY_PREFIX
 STATE_SUFFIX = ".state.json"
-_NAME_RE = re.compile(r"(?P<pre>pretrain\.)?(?P<epoch>\d{3,})(?:\.step(?P<step>\d{8,}))?(?P<kind>\.index|\.commit\.json|\.pending)")
+_NAME_RE = re.compile(
+    r"(?P<pre>pretrain\.)?(?P<epoch>\d{3,})(?:\.step(?P<step>\d{8,}))?(?P<kind>\.index|\.commit\.json|\.pending)"
+)
 
 
 def checkpoint_prefix(model: str, epoch: int, step_in_epoch: int = 0, *, epoch_finished: bool = True) -> str:
@@ -78,12 +87,24 @@ def _is_int(x: Any) -> bool:
     return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
 
 
-def _host_copy(value: Any, *, copy: bool) -> np.ndarray:
-    """The value as a numpy array in host memory; a fresh copy of numpy input when `copy` (for background saves)."""
-    if isinstance(value, np.ndarray):
-        return np.array(value, copy=True, order="C") if copy else value
-    array = np.asarray(value)  # a TF/Keras variable: one copy; a TF tensor: its (immutable) buffer
-    return array if array.flags.c_contiguous else array.copy(order="C")
+def _snapshot(value: Any, pool: HostBufferPool, pooled: list[np.ndarray], *, copy: bool) -> Any:
+    """The value for the bundle writer: for background saves (`copy`) one aligned host copy; otherwise numpy as is
+    (copied into an aligned pooled buffer if TF would copy it anyway) and variables read as tensors.
+
+    TF / Keras variables are read as a tensor first (on CPU that shares the variable's current buffer; TF copies on
+    the next write to the variable), so a synchronous save of variables copies nothing, a background one once.
+    """
+    if not isinstance(value, np.ndarray):
+        if hasattr(value, "dtype") and hasattr(value, "shape"):
+            import tensorflow as tf
+
+            value = tf.convert_to_tensor(value)
+        else:
+            value = np.asarray(value)
+    if copy or (isinstance(value, np.ndarray) and needs_copy(value)):
+        value = pool.copy(value)
+        pooled.append(value)
+    return value
 
 
 def _check_scores(scores: Any) -> dict[str, float]:
@@ -136,6 +157,7 @@ class CheckpointStore:
             for path in _atomic.cleanup_leftovers(model):
                 log.info("removed leftover of an interrupted save: %s", path)
         self._writer = BackgroundWriter()
+        self._pool = HostBufferPool()
 
     # --- lifecycle ---
     def close(self) -> None:
@@ -143,6 +165,7 @@ class CheckpointStore:
         try:
             self._writer.close()
         finally:
+            self._pool.clear()
             if self._lock is not None:
                 self._lock.release()
 
@@ -163,8 +186,9 @@ class CheckpointStore:
         return bool(self.every_steps) and step_in_epoch > 0 and step_in_epoch % self.every_steps == 0
 
     # --- saving ---
-    def save(self, epoch: int, step_in_epoch: int, params: Mapping[str, Any], optimizer_vars: Mapping[str, Any] | None = None,
-             state_json: Mapping[str, Any] | None = None, state_arrays: Mapping[str, Any] | None = None, *,
+    def save(self, epoch: int, step_in_epoch: int, params: Mapping[str, Any],
+             optimizer_vars: Mapping[str, Any] | None = None, state_json: Mapping[str, Any] | None = None,
+             state_arrays: Mapping[str, Any] | None = None, *,
              epoch_finished: bool = True, scores: Mapping[str, float] | None = None, global_step: int | None = None,
              state: Any = None, overwrite: bool = False) -> CheckpointInfo:
         """Save and commit a checkpoint now; returns its info. Raises the error of an earlier background save first.
@@ -209,21 +233,23 @@ class CheckpointStore:
                               f"{did_you_mean(self.keep.score, scores)}")
         state_bytes, state_arrays = self._state_parts(epoch, step_in_epoch, epoch_finished, global_step, state,
                                                       state_json, state_arrays)
-        arrays: dict[str, np.ndarray] = {}
+        arrays: dict[str, Any] = {}
+        pooled: list[np.ndarray] = []
         for name, value in params.items():
             if not isinstance(name, str) or not name or name.startswith((OPTIMIZER_PREFIX, STATE_PREFIX)):
                 raise ConfigError(f"param name {name!r}: use 'layer/param' (not starting with "
                                   f"{OPTIMIZER_PREFIX!r} or {STATE_PREFIX!r}, which are reserved)")
-            arrays[name] = _host_copy(value, copy=copy)
+            arrays[name] = _snapshot(value, self._pool, pooled, copy=copy)
         for group, prefix in ((optimizer_vars, OPTIMIZER_PREFIX), (state_arrays, STATE_PREFIX)):
             for name, value in (group or {}).items():
                 if not isinstance(name, str) or not name:
                     raise ConfigError(f"bad variable name {name!r} under {prefix!r}")
-                arrays[prefix + name] = _host_copy(value, copy=copy)
+                arrays[prefix + name] = _snapshot(value, self._pool, pooled, copy=copy)
         meta = {"epoch": int(epoch), "step_in_epoch": int(step_in_epoch), "epoch_finished": epoch_finished,
                 "scores": scores, "global_step": None if global_step is None else int(global_step)}
         prefix = checkpoint_prefix(self.model, int(epoch), int(step_in_epoch), epoch_finished=epoch_finished)
-        return {"prefix": prefix, "arrays": arrays, "state": state_bytes, "meta": meta, "overwrite": overwrite}
+        return {"prefix": prefix, "arrays": arrays, "state": state_bytes, "meta": meta, "overwrite": overwrite,
+                "pooled": pooled}
 
     @staticmethod
     def _state_parts(epoch, step_in_epoch, epoch_finished, global_step, state, state_json, state_arrays):
@@ -253,6 +279,9 @@ class CheckpointStore:
             raise
         except Exception as exc:  # noqa: BLE001 - OSError (disk full), tf.errors.OpError, ...
             raise CheckpointError(f"saving checkpoint {job['prefix']} failed: {type(exc).__name__}: {exc}") from exc
+        finally:
+            job["arrays"] = None  # TF's tensors over the pooled buffers are gone once the bundle is written
+            self._pool.release(job.pop("pooled"))
 
     def _write_locked(self, job: dict[str, Any]) -> CheckpointInfo:
         prefix, arrays = job["prefix"], job["arrays"]
@@ -293,7 +322,8 @@ class CheckpointStore:
     # --- listing ---
     def _info(self, prefix: str, commit: _atomic.CommitInfo, *, verified: bool) -> CheckpointInfo:
         meta = commit.meta
-        for key, ok in (("epoch", _is_int), ("step_in_epoch", _is_int), ("epoch_finished", lambda v: isinstance(v, bool)),
+        for key, ok in (("epoch", _is_int), ("step_in_epoch", _is_int),
+                        ("epoch_finished", lambda v: isinstance(v, bool)),
                         ("scores", lambda v: isinstance(v, dict)),
                         ("global_step", lambda v: v is None or _is_int(v))):
             if not ok(meta.get(key)):
@@ -397,7 +427,8 @@ class CheckpointStore:
         self._info(prefix, commit, verified=checksums)  # checks the metadata
         state_size = commit.files.get(STATE_SUFFIX)
         if state_size is None or state_size.size > _jsonsafe.MAX_JSON_BYTES:
-            raise CheckpointError(f"checkpoint {prefix} has no {STATE_SUFFIX} of at most {_jsonsafe.MAX_JSON_BYTES} bytes")
+            raise CheckpointError(f"checkpoint {prefix} has no {STATE_SUFFIX} of at most "
+                                  f"{_jsonsafe.MAX_JSON_BYTES} bytes")
         import tensorflow as tf
 
         with tf.io.gfile.GFile(prefix + STATE_SUFFIX, "rb") as f:

@@ -257,32 +257,70 @@ def train_from_config(
     interrupt a run). `callbacks` are added to the config's; `strategy` (e.g. MirroredStrategy) builds and trains
     the networks in its scope.
     """
-    import tensorflow as tf
-
+    from transition._config import load_config
     from transition._manager import TransitionManager
 
     out = out if out is not None else sys.stdout
-    mgr = TransitionManager.from_config(config, overrides, resume=resume, callbacks=list(callbacks),
-                                        strategy=strategy, log=lambda s: print(s, file=out, flush=True))
+    cfg = load_config(config, overrides)
+    log = _Log(out, cfg["log"], int(cfg["log_verbosity"]))
+    try:
+        mgr = TransitionManager.from_config(cfg, resume=resume, callbacks=list(callbacks), strategy=strategy,
+                                            log=lambda s: log(s, 2))
+        return _train(mgr, log, progress, step_hook)
+    finally:
+        log.close()
+
+
+class _Log:
+    """Lines to `out` and, with the config's `log` option, appended to that file; `log_verbosity` filters:
+    >= 2 loading / resume / preemption lines, >= 3 one line per epoch (default), >= 4 the transition reports."""
+
+    def __init__(self, out: TextIO, path: Any, verbosity: int) -> None:
+        self.out, self.verbosity = out, verbosity
+        self.file = None
+        if path:
+            import os
+
+            directory = os.path.dirname(os.fspath(path))
+            if directory:
+                os.makedirs(directory, exist_ok=True)
+            self.file = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
+
+    def __call__(self, line: str, level: int) -> None:
+        if level > self.verbosity:
+            return
+        print(line, file=self.out, flush=True)
+        if self.file is not None:
+            print(line, file=self.file, flush=True)
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+
+
+def _train(mgr: Any, log: _Log, progress: TextIO | None, step_hook: Callable[[int, int], None] | None) -> Any:
+    import tensorflow as tf
+
     cfg = mgr.config
     extern_data = mgr.extern_data
     batch_size = int(cfg["batch_size"])
     train, dev = cfg["train"], cfg["dev"]
     if train is None:
-        raise ConfigError(f"{cfg.where()}: option 'train' is required for training: {'a dict of numpy arrays'}")
+        raise ConfigError(f"{cfg.where()}: option 'train' is required for training: a dict of numpy arrays keyed like "
+                          "extern_data, or a function returning a tf.data.Dataset of such dicts")
     train_arrays = check_numpy_data("train", train, extern_data) if isinstance(train, Mapping) else None
     dev_arrays = check_numpy_data("dev", dev, extern_data) if isinstance(dev, Mapping) else None
     meter = LossMeter()
     mgr.register_callback(meter)
-    step_fn, step_key = None, None
+    step_fn, step_for = None, (None, None)
     with mgr:
         for epoch in mgr.epochs():
             t0 = time.monotonic()
             if mgr.step_in_epoch == 0:
                 meter.reset()
-            key = (id(mgr.network), id(mgr.optimizer))
-            if key != step_key:
-                step_fn, step_key = make_train_step(mgr.network, mgr.optimizer, mgr.strategy), key
+            if step_for[0] is not mgr.network or step_for[1] is not mgr.optimizer:  # new after a transition
+                step_for = (mgr.network, mgr.optimizer)
+                step_fn = make_train_step(mgr.network, mgr.optimizer, mgr.strategy)
             seed = mgr.shuffle_seed(epoch)
             if train_arrays is not None:
                 total = num_numpy_batches(train_arrays, batch_size)
@@ -291,8 +329,10 @@ def train_from_config(
                 total = None
                 data = data_for_epoch("train", train, epoch=epoch, seed=seed)
             bar = ProgressBar(total, f"epoch {epoch}", progress, start=mgr.step_in_epoch)
-            steps_before = mgr.step_in_epoch
             for batch in mgr.batches(data):
+                if not isinstance(batch, Mapping):
+                    raise ConfigError(f"the train data yields a {type(batch).__name__}; it must yield dict batches "
+                                      f"keyed like extern_data ({sorted(extern_data)})")
                 inputs = {k: tf.convert_to_tensor(v) for k, v in batch.items()}
                 loss = float(step_fn(inputs))
                 meter.add(loss)
@@ -300,7 +340,7 @@ def train_from_config(
                 if step_hook is not None:
                     step_hook(epoch, mgr.step_in_epoch + 1)
             bar.close()
-            steps = steps_before + (mgr.step_in_epoch - steps_before)
+            steps = mgr.step_in_epoch  # all steps of the epoch, also those before a restart
             scores = {"train_score": meter.mean}
             if dev_arrays is not None:
                 scores.update(evaluate(mgr.network, numpy_batches(dev_arrays, batch_size, seed=None), extern_data))
@@ -309,6 +349,7 @@ def train_from_config(
             lr = mgr.learning_rate
             transition = mgr.transition_summary
             mgr.end_epoch(scores=scores)
-            print(format_epoch_line(epoch, mgr.num_epochs, steps, scores, lr, time.monotonic() - t0, transition),
-                  file=out, flush=True)
+            if mgr.last_transition is not None:
+                log(str(mgr.last_transition.report), 4)
+            log(format_epoch_line(epoch, mgr.num_epochs, steps, scores, lr, time.monotonic() - t0, transition), 3)
     return mgr

@@ -81,8 +81,9 @@ def transition_network(
     timings["release"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    # A callback may edit the snapshot after the build; then no variable may be created from it beforehand.
-    initial_values = None if init_new_network_callback is not None else _initial_values(snapshot, new_net_dict, mode)
+    # A callback may replace or remove snapshot entries after the build (the arrays themselves are read-only):
+    # the import copies a replaced entry as usual and re-initialises a param whose entry was removed.
+    initial_values = _initial_values(snapshot, new_net_dict, mode)
     new_network = Network.from_dict(dict(new_net_dict), dict(extern_data), initial_values=initial_values)
     timings["build"] = time.perf_counter() - t
 
@@ -150,6 +151,7 @@ def _import(
                 new_layer_dict=layer.layer_dict,
             )
         else:
+            layer.reset_uncopied_initial_values()  # e.g. the callback removed the layer from the snapshot
             records += [
                 ParamRecord(name, p, ParamStatus.KEPT_INIT, None, tuple(int(d) for d in v.shape), "new layer")
                 for p, v in layer.params.items()
