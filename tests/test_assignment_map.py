@@ -184,3 +184,19 @@ def test_dtype_mismatch_is_an_error(tmp_path):
     path = write_tf1(tmp_path / "d.ckpt", {"x/W": np.zeros((2, 2), "float64")})
     with pytest.raises(ShapeMismatchError, match=r"float32.*float64"):
         init_from_checkpoint(path, {"x/W": "l/W"}, our_store({"l/W": ((2, 2), None)}))
+
+
+def test_into_a_network_by_scope(tmp_path):
+    from transition._network import Network
+
+    net = Network.from_dict({"l1": {"class": "linear", "activation": "tanh", "n_out": 3, "from": "data"},
+                             "output": {"class": "softmax", "n_out": 2, "from": "l1"}}, {"data": {"dim": 4}})
+    before = net.layers["output"].params["W"].numpy().copy()
+    values = {"enc/W": arr(4, 3), "enc/b": arr(3), "enc/W/Adam": arr(4, 3)}
+    path = write_tf1(tmp_path / "enc.ckpt", values)
+    report = init_from_checkpoint(path, {"enc/": "l1/"}, net)
+    np.testing.assert_array_equal(net.layers["l1"].params["W"].numpy(), values["enc/W"])
+    np.testing.assert_array_equal(net.layers["l1"].params["b"].numpy(), values["enc/b"])
+    np.testing.assert_array_equal(net.layers["output"].params["W"].numpy(), before)
+    assert report.loaded == ("l1/W", "l1/b") and report.unused == ("enc/W/Adam",)
+    assert report.mapped == {"l1/W": "enc/W", "l1/b": "enc/b"}

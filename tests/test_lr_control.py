@@ -123,7 +123,7 @@ def test_malformed_state_is_config_error():
 
 
 @pytest.mark.oracle
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(scores=scores_st, threshold=st.floats(-0.2, 0.05), decay=st.floats(0.1, 0.9), relative_lr=st.booleans(),
        div_by_old=st.booleans(), min_lr=st.sampled_from([0.0, 0.05]), kind=st.sampled_from(["newbob", "newbob_abs"]))
 def test_newbob_matches_returnn(scores, threshold, decay, relative_lr, div_by_old, min_lr, kind):

@@ -157,9 +157,19 @@ def test_lazy_reader_lists_without_reading_and_read_fails_on_damaged_data(raw_ck
         assert reader.names() == ["a/W", "a/b"]
         assert reader.shape("a/W") == (20, 5) and reader.dtype("a/W") == np.float32
         assert reader.dtype("a/b") == np.int64 and reader.nbytes("a/W") == 400
-        with pytest.raises(CheckpointError, match="a/W") as e:
-            reader.read("a/W")
-        assert prefix in str(e.value)
+        for read in (reader.read, reader.read_for_assign):
+            with pytest.raises(CheckpointError, match="a/W") as e:
+                read("a/W")
+            assert prefix in str(e.value)
+
+
+def test_read_for_assign_gives_the_same_values(tf1_ckpt, tf2_ckpt):
+    for path in (tf1_ckpt[0], tf2_ckpt[0]):  # partitioned TF1 variables, TF2 object-based keys
+        with open_checkpoint(path) as reader:
+            for name in reader.names():
+                value = reader.read_for_assign(name)
+                assert tuple(value.shape) == reader.shape(name)
+                np.testing.assert_array_equal(np.asarray(value), reader.read(name), err_msg=name)
 
 
 def test_unknown_name_names_it_and_suggests(raw_ckpt):

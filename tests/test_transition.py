@@ -7,6 +7,7 @@ import tensorflow as tf
 
 from transition._errors import ConfigError, ShapeMismatchError
 from transition._importing import ParamStatus
+from transition._layers_base import alias_numpy
 from transition._network import Network
 from transition._slots import optimizer_slot_lists, snapshot_slots
 from transition._transition import transition_network
@@ -214,6 +215,38 @@ def test_adam_moments_survive_add_and_widen_with_subset():
     train_step(net, new_opt)
     assert int(new_opt.iterations.numpy()) == 4
     assert not np.array_equal(net.layers["l3"].params["W"].numpy(), w)
+
+
+def test_large_slots_are_shared_not_copied_and_the_optimizers_stay_independent():
+    ed = {"data": {"dim": 260}, "classes": {"dim": 3, "sparse": True}}
+    old = Network.from_dict({"l1": lin(300, "data"), "output": out("l1")}, ed)
+    new_dict = {"l1": lin(300, "data"), "l2": lin(300, "l1"), "output": out("l2")}
+    rng = np.random.default_rng(0)
+    xb = {"data": rng.standard_normal((2, 3, 260)).astype("float32"), "classes": rng.integers(0, 3, (2, 3))}
+
+    def step(net, opt):
+        with tf.GradientTape() as tape:
+            loss = net.compute_loss(xb)
+        opt.apply(tape.gradient(loss, net.trainable_variables), net.trainable_variables)
+
+    opt = keras.optimizers.Adam(0.01)
+    step(old, opt)
+    w_index = [id(v) for v in opt._trainable_variables].index(id(old.layers["l1"].params["W"]))
+    old_slot = optimizer_slot_lists(opt)["momentums"][w_index]
+    snap = snapshot_slots(opt, old)
+    view = snap.slots["momentums"]["l1"]["W"]
+    assert not view.flags.writeable and np.shares_memory(view, alias_numpy(old_slot))  # no copy
+    old_m = old_slot.numpy().copy()
+    res = transition_network(old, new_dict, extern_data=ed, epoch=2, optimizer=opt)
+    m = _slot_values(res.optimizer, res.network, "momentums")
+    np.testing.assert_array_equal(m["l1/W"], old_m)
+    np.testing.assert_array_equal(m["l2/W"], 0)  # the new layer's slots: (lazily) zeroed
+    for _ in range(2):
+        step(res.network, res.optimizer)
+    m = _slot_values(res.optimizer, res.network, "momentums")
+    assert np.any(m["l2/W"] != 0) and not np.array_equal(m["l1/W"], old_m)
+    np.testing.assert_array_equal(old_slot.numpy(), old_m)  # the old optimizer's slots are untouched
+    np.testing.assert_array_equal(view, old_m)
 
 
 def test_slots_of_foreign_variable_is_error():

@@ -51,8 +51,12 @@ from transition._callback_state import (
     collect_callback_states,
     restore_callback_states,
 )
+from transition._keep import KeepPolicy
+from transition._lock import DirectoryLock
+from transition._preempt import PREEMPTED_EXIT_CODE, PreemptionHandler
 from transition._rng import RngState, capture_rng_state, restore_rng_state
 from transition._state import EpochRecord, TrainingState, read_training_state
+from transition._store import CheckpointInfo, CheckpointStore, RestoredCheckpoint, checkpoint_prefix
 
 # --- epoch manager (issue 5) ---
 

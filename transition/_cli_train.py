@@ -55,7 +55,11 @@ def run_train(args: argparse.Namespace) -> int:
     from transition._train_loop import train_from_config
 
     overrides = _split_overrides(args)
-    mgr = train_from_config(args.config, overrides, resume=not args.no_resume)
+    try:
+        mgr = train_from_config(args.config, overrides, resume=not args.no_resume)
+    except KeyboardInterrupt:
+        print("\ninterrupted: run the same command again to resume from the newest checkpoint", file=sys.stderr)
+        return 130
     where = mgr.model
     if mgr.stopped:
         print(f"stopped early after epoch {mgr.epoch}; checkpoints under {where}")

@@ -16,8 +16,9 @@ Protocol of a layer class (see `NetLayer`; register it with `register_layer_clas
 - `forward(self, inputs, training, logits=False)`: `inputs` is the list of source tensors; returns the output.
   Classes that set `provides_logits` return the pre-softmax logits when `logits` is True (for the "ce" loss).
 - The symbolic output in a Keras graph comes from `output_info()` (no tracing of `forward`): a dense output has the
-  layer's compute dtype, a sparse one the source's dtype, the time length is kept unless `keeps_time_length` is
-  False. Set `trace_output_spec = True` to have Keras trace `forward` instead.
+  layer's compute dtype, sparse ids the sparse source's dtype (else `DataInfo.dtype` if an int type, else int32);
+  the time length is kept unless `keeps_time_length` is False. Set `trace_output_spec = True` to have Keras trace
+  `forward` instead (for a class whose output does not follow these rules).
 """
 
 from __future__ import annotations
@@ -484,7 +485,12 @@ class NetLayer(keras.layers.Layer):
             info.time and self.sources[0].time and type(self).keeps_time_length and len(first) > 1
         ) else None
         shape = first[:1] + ((time_len,) if info.time else ()) + (() if info.sparse else (info.dim,))
-        dtype = xs[0].dtype if info.sparse else self.compute_dtype
+        if not info.sparse:
+            dtype = self.compute_dtype
+        elif self.sources[0].sparse:
+            dtype = xs[0].dtype
+        else:  # ids computed from dense inputs
+            dtype = info.dtype if info.dtype.startswith(("int", "uint")) else "int32"
         return keras.KerasTensor(shape, dtype=dtype)
 
     # -- to implement ------------------------------------------------------------------------------------------

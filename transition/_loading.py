@@ -410,10 +410,14 @@ def plan_load(
 def execute_plan(network: Any, plan: ParamLoadPlan) -> LoadReport:
     """Read the planned values (only those) and assign them to the network's variables."""
 
-    def value_of(net_name: str, value: np.ndarray) -> np.ndarray:
-        return value.astype(plan.cast[net_name]) if net_name in plan.cast else value
+    def value_of(net_name: str, value: Any) -> Any:
+        return np.asarray(value).astype(plan.cast[net_name]) if net_name in plan.cast else value
 
-    for net_name, value in [*((n, plan.source.read(c)) for n, c in plan.assign.items()), *plan.supplied.items()]:
+    read = getattr(plan.source, "read_for_assign", plan.source.read)  # a TF bundle: tensors, no numpy copy
+    for net_name, ckpt_name in plan.assign.items():
+        layer, param = _split(network, net_name)
+        network.layers[layer].params[param].assign(value_of(net_name, read(ckpt_name)))
+    for net_name, value in plan.supplied.items():
         layer, param = _split(network, net_name)
         network.layers[layer].params[param].assign(value_of(net_name, value))
     partial: dict[str, dict[str, np.ndarray]] = {}

@@ -5,7 +5,8 @@ The format-specific readers (`_reader_tf.py`, `_reader_files.py`) subclass it; `
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -90,11 +91,22 @@ class CheckpointReader:
 
     def read(self, name: str) -> np.ndarray:
         """Read one array; a damaged file raises CheckpointError naming the path and the name."""
+        return self._checked_read(name, self._read)
+
+    def read_for_assign(self, name: str) -> Any:
+        """Read one value in the form that is cheapest to `assign` to a variable: a numpy array, or for a TF bundle
+        a TF tensor (read without a numpy copy). Errors as `read`."""
+        return self._checked_read(name, self._read_for_assign)
+
+    def _read_for_assign(self, name: str) -> Any:
+        return self._read(name)
+
+    def _checked_read(self, name: str, read: Callable[[str], Any]) -> Any:
         key = self._lookup(name)
         if self._closed:
             raise CheckpointError(f"the reader of checkpoint {self.path} is closed; open it again with open_checkpoint")
         try:
-            value = self._read(key)
+            value = read(key)
         except TransitionError:
             raise
         except Exception as exc:  # bad CRC, truncated member / shard, closed file, ...
@@ -103,10 +115,12 @@ class CheckpointReader:
                 f"incomplete (truncated or overwritten?); restore it from a backup or use an earlier checkpoint"
             ) from exc
         shape, dtype = self._entries[key]
-        if value.shape != shape or value.dtype != dtype:
+        got_shape = tuple(int(d) for d in value.shape)
+        got_dtype = np.dtype(getattr(value.dtype, "as_numpy_dtype", value.dtype))
+        if got_shape != shape or got_dtype != dtype:
             raise CheckpointError(
                 f"checkpoint {self.path} is inconsistent: {key!r} is listed as {dtype}{list(shape)} but reads as "
-                f"{value.dtype}{list(value.shape)}; the file is damaged, restore it or re-save it"
+                f"{got_dtype}{list(got_shape)}; the file is damaged, restore it or re-save it"
             )
         return value
 

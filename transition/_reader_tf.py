@@ -16,6 +16,7 @@ from __future__ import annotations
 import glob
 import os
 import re
+from typing import Any
 
 import numpy as np
 
@@ -119,6 +120,14 @@ class TFBundleReader(CheckpointReader):
 
     def _read(self, name: str) -> np.ndarray:
         return np.asarray(self._reader.get_tensor(self._keys[name]))
+
+    def _read_for_assign(self, name: str) -> Any:
+        tf = _tf()
+        dtype = tf.as_dtype(self._entries[name][1])
+        (tensor,) = tf.raw_ops.RestoreV2(  # one op, straight into a tensor: no numpy copy before the assign
+            prefix=self.path, tensor_names=[self._keys[name]], shape_and_slices=[""], dtypes=[dtype]
+        )
+        return tensor
 
     def _release(self) -> None:
         self._reader = None

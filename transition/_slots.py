@@ -6,6 +6,9 @@ A Keras 3 optimizer keeps, after `build(trainable_variables)`, one list per slot
 iteration count), build it on the new network's trainable variables and import the slots with the outcome of the
 params' import: copied where the param was copied, subset-copied where the param was partly copied, fresh
 (as the optimizer creates them, usually zeros) where the param is new, reset or custom-imported.
+
+No copies: the snapshot holds read-only views of the slots (`alias_numpy`), a slot copied whole shares that memory
+(TF copies on the first write), and the new optimizer's zero slots are lazily zeroed memory (`zeros_tensor`).
 """
 
 from __future__ import annotations

@@ -154,8 +154,13 @@ class CheckpointStore:
             self._lock = DirectoryLock(model)
             self._lock.acquire()
         if cleanup:
-            for path in _atomic.cleanup_leftovers(model):
-                log.info("removed leftover of an interrupted save: %s", path)
+            try:
+                for path in _atomic.cleanup_leftovers(model):
+                    log.info("removed leftover of an interrupted save: %s", path)
+            except BaseException:
+                if self._lock is not None:
+                    self._lock.release()
+                raise
         self._writer = BackgroundWriter()
         self._pool = HostBufferPool()
 
@@ -389,7 +394,8 @@ class CheckpointStore:
     def latest_good(self) -> CheckpointInfo | None:
         """The newest committed checkpoint whose checksums verify; damaged newer ones are skipped with a warning.
 
-        None when the model has no checkpoints; CheckpointError when it has some but none is good.
+        None when the model has no checkpoints; CheckpointError when it has some but none is good. Waits for a
+        background save that is under way.
         """
         with self._mutex:
             infos = self._list(checksums=False)
