@@ -10,6 +10,8 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from transition._cli import main
 from transition._ckpt_tools import (
@@ -87,6 +89,17 @@ def test_select_names_by_name_and_prefix():
     assert select_names(names, ["out/W:0"]) == ["out/W"]
     with pytest.raises(ConfigError, match=r"'out/w'.*did you mean 'out/W'"):
         select_names(names, ["l1", "out/w"])
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.from_regex(r"[ab]{1,2}(/[ab]{1,2}){0,2}", fullmatch=True), min_size=1, max_size=8, unique=True),
+       st.data())
+def test_select_names_property(names, data):
+    """A name is selected iff it equals an entry or lies under one (entry + '/'); every entry selects something."""
+    only = data.draw(st.lists(st.sampled_from(sorted({n.rsplit("/", 1)[0] for n in names} | set(names))),
+                              min_size=1, max_size=3))
+    got = select_names(names, only)
+    assert got == sorted(n for n in names if any(n == e or n.startswith(e + "/") for e in only))
 
 
 # --- convert -------------------------------------------------------------------------------------------------------

@@ -424,5 +424,8 @@ def test_fast_init_is_reproducible_with_keras_seed_and_other_inits_are_keras():
         ws.append(values(build(d, {"data": {"dim": 400}}), "output")["W"])
     np.testing.assert_array_equal(ws[0], ws[1])
     assert not np.array_equal(ws[0], values(build(d, {"data": {"dim": 400}}), "output")["W"])
+    neg = keras.initializers.GlorotUniform(seed=-5)  # any int seed works
+    assert np.abs(np.asarray(draw_init(neg, (300, 400)))).max() <= np.sqrt(6 / 700)
+    np.testing.assert_array_equal(np.asarray(draw_init("zeros", (300, 400))), 0)
     normal = keras.initializers.GlorotNormal(seed=3)
     np.testing.assert_array_equal(np.asarray(draw_init(normal, (20, 30))), np.asarray(normal((20, 30))))

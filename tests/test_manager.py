@@ -452,3 +452,25 @@ def test_foreign_epoch_files_under_model_continue_training(tmp_path):
                 assert np.array_equal(var.numpy(), trained[name]), name
             b.end_epoch({})
     assert any("existing model" in line and "m.002" in line for line in lines), lines
+
+
+def test_fit_helper_resumes_with_callback_state(tmp_path):
+    import keras
+    import tensorflow as tf
+
+    data = _data(24)
+    ds = tf.data.Dataset.from_tensor_slices((data["data"], data["classes"])).batch(8)
+
+    def run(num_epochs):
+        es = keras.callbacks.EarlyStopping(monitor="val_loss", patience=50)
+        mgr = _manager(tmp_path / "m", num_epochs=num_epochs)
+        with mgr:
+            hist = mgr.fit(ds, loss="sparse_categorical_crossentropy", validation_data=ds.take(1), callbacks=[es])
+        return mgr, es, hist
+
+    _, es1, hist1 = run(2)
+    mgr, es2, hist2 = run(3)
+    assert len(hist1) == 2 and len(hist2) == 1 and mgr.global_step == 9
+    best = min(h["dev_score"] for h in hist1 + hist2)
+    assert es2.best == best  # restored from the checkpoint, not reset by fit's on_train_begin
+    assert es2.wait == (0 if hist2[0]["dev_score"] == best else es1.wait + 1)

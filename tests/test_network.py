@@ -409,6 +409,22 @@ def test_replaced_snapshot_entry_is_copied_not_skipped():
     assert [r.reason for r in report.records if r.name == "l1/b"] == [""]
 
 
+def test_initial_value_not_imported_after_all_gets_its_fresh_init():
+    old = build()
+    for layer in ("l1", "output"):
+        old.layers[layer].params["b"].assign(np.ones(tuple(old.layers[layer].params["b"].shape), "float32"))
+    snap = old.get_params_serialized()
+    new = build(initial_values=snap.values_dict)
+    partial = {"output": {"W": snap.values_dict["output"]["W"]}}  # lacks layer l1 and param output/b
+    report = new.set_params_by_serialized(ParamsSnapshot(values_dict=partial, split_info=snap.split_info))
+    assert report.status_of("l1/W") is ParamStatus.KEPT_INIT and report.status_of("output/b") is ParamStatus.KEPT_INIT
+    vals = {name: v.numpy() for name, v in new.param_variables().items()}
+    assert not np.array_equal(vals["l1/W"], snap.values_dict["l1"]["W"])  # re-initialised (glorot), not the old
+    np.testing.assert_array_equal(vals["l1/b"], 0)
+    np.testing.assert_array_equal(vals["output/b"], 0)
+    np.testing.assert_array_equal(vals["output/W"], snap.values_dict["output"]["W"])
+
+
 def test_large_initial_value_takes_the_fast_path():
     w = RNG.standard_normal((300, 400)).astype("float32")  # above the small-array threshold
     net = build({"output": {"class": "linear", "n_out": 400}}, {"data": {"dim": 300}}, initial_values={"output": {"W": w}})

@@ -59,5 +59,9 @@ from transition._state import EpochRecord, TrainingState, read_training_state
 from transition._store import CheckpointInfo, CheckpointStore, RestoredCheckpoint, checkpoint_prefix
 
 # --- epoch manager (issue 5) ---
+from transition._config import Config, load_config
+from transition._lr_control import LearningRateControl
+from transition._manager import TransitionManager
+from transition._train_loop import train_from_config
 
 __version__ = "0.1.0"

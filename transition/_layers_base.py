@@ -235,22 +235,25 @@ def _uniform_bounds(init: Any, shape: tuple[int, ...]) -> tuple[float, float] | 
 
 
 def draw_init(init: Any, shape: Sequence[int], dtype: str = "float32") -> tf.Tensor:
-    """The initial value `init(shape, dtype)` would give, drawn fast.
+    """The initial value `init(shape, dtype)` would give, drawn fast (`init`: an initializer or its name).
 
     Keras' uniform initializers (glorot / he / lecun uniform, RandomUniform) with an int seed (the default: Keras
     draws it from Python's `random`, so `keras.utils.set_random_seed` makes it reproducible) are drawn with numpy's
     PCG64 generator seeded with that int: the same distribution, ~5x faster than TF's stateless uniform, written
     straight into memory that TF adopts (no copy). Calling it again with the same initializer gives the same
-    values, like Keras. Any other initializer is called as it is.
+    values, like Keras. Zeros are lazily zeroed memory (`zeros_tensor`); any other initializer is called as it is.
     """
+    init = keras.initializers.get(init)
     shape = tuple(int(d) for d in shape)
     np_dtype = np.dtype(dtype)
+    if type(init) is keras.initializers.Zeros:
+        return zeros_tensor(shape, dtype)
     bounds = _uniform_bounds(init, shape) if np_dtype in (np.float32, np.float64) else None
     if bounds is None:
         return init(shape, dtype=dtype)
     low, high = bounds
     out = _aligned_empty(shape, np_dtype)
-    np.random.Generator(np.random.PCG64(init.seed)).random(out=out.reshape(-1), dtype=np_dtype)
+    np.random.Generator(np.random.PCG64(init.seed % 2**64)).random(out=out.reshape(-1), dtype=np_dtype)
     out *= np_dtype.type(high - low)
     out += np_dtype.type(low)
     return _adopt(out)

@@ -512,8 +512,9 @@ def chain_restore(
     """Tensorpack's ChainInit: load several sources in order, a later one overriding an earlier one.
 
     Each source is a checkpoint path, a dict {name: array}, or a pair (source, options) with the options of
-    `load_checkpoint`. A param is missing only if no source has it (an error unless `ignore_missing`); a source
-    that loads nothing at all is an error. Everything is checked before anything is assigned.
+    `load_checkpoint` except `ignore_missing`. A param is missing only if no source has it (an error unless
+    `ignore_missing`); a source that loads nothing at all is an error. Everything is checked before anything is
+    assigned.
     """
     with contextlib.ExitStack() as opened:
         return _chain(network, sources, opened, ignore_missing)

@@ -127,10 +127,10 @@ class Layer:
             var = self.params[param]
             var.assign(as_tensor(value, var.dtype))
         # created from an initial value that is not (or no longer) the snapshot's entry: give it its fresh init
-        self.reset_uncopied_initial_values(skip=already | set(to_assign))
+        self._reset_uncopied_initial_values(skip=already | set(to_assign))
         return ImportReport(tuple(records))
 
-    def reset_uncopied_initial_values(self, skip: frozenset[str] | set[str] = frozenset()) -> None:
+    def _reset_uncopied_initial_values(self, skip: frozenset[str] | set[str] = frozenset()) -> None:
         """Re-initialise the params created from an initial value (see `Network.from_dict`), except `skip`.
 
         For an import that did not copy them after all (e.g. a callback replaced or removed the snapshot entry):
@@ -289,7 +289,7 @@ class Network:
                     **importer_kwargs,
                 )
             else:
-                layer.reset_uncopied_initial_values()
+                layer._reset_uncopied_initial_values()
                 records += [
                     ParamRecord(name, p, ParamStatus.KEPT_INIT, None, tuple(int(d) for d in v.shape), "new layer")
                     for p, v in layer.params.items()

@@ -151,7 +151,7 @@ def _import(
                 new_layer_dict=layer.layer_dict,
             )
         else:
-            layer.reset_uncopied_initial_values()  # e.g. the callback removed the layer from the snapshot
+            layer._reset_uncopied_initial_values()  # e.g. the callback removed the layer from the snapshot
             records += [
                 ParamRecord(name, p, ParamStatus.KEPT_INIT, None, tuple(int(d) for d in v.shape), "new layer")
                 for p, v in layer.params.items()
