@@ -1,11 +1,14 @@
 """Benchmark: CheckpointStore save / restore vs tf.train.Checkpoint and vs raw numpy write+fsync; save_async blocking.
 
     python bench/save.py                 # 1 GB of params (16 float32 tensors)
-    python bench/save.py --size-mb 64    # smaller
+    python bench/save.py --size-mb 256   # smaller
 
 Targets (issue 4): save >= as fast as tf.train.Checkpoint.write and >= 0.7x raw write+fsync; the time a training
-step is blocked by save_async <= 2x a memcpy of the params. Reads mostly hit the page cache (no cache dropping on a
-shared machine), for every contender alike. tf.train.Checkpoint.write does not fsync; the store and "raw" do.
+step is blocked by save_async <= 2x a memcpy of the params. The store fsyncs every file (durable commit);
+tf.train.Checkpoint.write never fsyncs. So the comparison is made both ways, like for like: both with fsync
+(TF's files fsynced after its write) and both without (the store's fsyncs switched off for that one run). The
+"fsync" column says which figures include it. Before each timed write, os.sync() (not timed) flushes what earlier
+runs left dirty, so that no contender pays for another's writeback.
 """
 
 from __future__ import annotations
@@ -58,16 +61,29 @@ def main() -> None:
     variables = {k: tf.Variable(v) for k, v in arrays.items()}
     workdir = tempfile.mkdtemp(prefix="transition-bench-", dir=args.dir)
     results: dict[str, float] = {}
+    fsyncs: dict[str, str] = {}  # name -> "yes" / "no" / "" (not a write)
+
+    def timed(name: str, fn, *, fsync: str = "", before=None) -> None:
+        def prepare():  # every write starts without dirty pages of an earlier one (os.sync is not timed)
+            if before is not None:
+                before()
+            if fsync:
+                os.sync()
+
+        results[name] = _timed(fn, args.repeat, prepare)
+        fsyncs[name] = fsync
+
     try:
-        # raw numpy: the same bytes into one file, fsync; read back
+        # raw numpy: the same bytes into one file (plain buffered Python I/O), fsync; read back
         raw_path = os.path.join(workdir, "raw.bin")
 
-        def raw_write():
+        def raw_write(sync: bool):
             with open(raw_path, "wb") as f:
                 for a in arrays.values():
                     f.write(memoryview(a))
                 f.flush()
-                os.fsync(f.fileno())
+                if sync:
+                    os.fsync(f.fileno())
 
         def raw_read():
             out = {}
@@ -78,14 +94,15 @@ def main() -> None:
                     out[k] = buf
             return out
 
-        results["raw write+fsync"] = _timed(raw_write, args.repeat)
-        results["raw read"] = _timed(raw_read, args.repeat)
+        timed("raw numpy write", lambda: raw_write(False), fsync="no")
+        timed("raw numpy write + fsync", lambda: raw_write(True), fsync="yes")
+        timed("raw numpy read", raw_read)
         os.remove(raw_path)
 
-        # tf.train.Checkpoint
+        # tf.train.Checkpoint (writes its files under temporary names and renames them; never fsyncs)
         ckpt = tf.train.Checkpoint(**{k.replace("/", "_"): v for k, v in variables.items()})
         tf_prefix = os.path.join(workdir, "tfckpt")
-        results["tf.train.Checkpoint.write"] = _timed(lambda: ckpt.write(tf_prefix), args.repeat)
+        timed("tf.train.Checkpoint.write", lambda: ckpt.write(tf_prefix), fsync="no")
 
         def tf_write_fsync():  # what TF's write costs when made durable like the store's
             ckpt.write(tf_prefix)
@@ -94,8 +111,8 @@ def main() -> None:
                 os.fsync(fd)
                 os.close(fd)
 
-        results["tf.train.Checkpoint.write + fsync"] = _timed(tf_write_fsync, args.repeat)
-        results["tf.train.Checkpoint.read"] = _timed(lambda: ckpt.read(tf_prefix).assert_consumed(), args.repeat)
+        timed("tf.train.Checkpoint.write + fsync", tf_write_fsync, fsync="yes")
+        timed("tf.train.Checkpoint.read", lambda: ckpt.read(tf_prefix).assert_consumed())
         for name in os.listdir(workdir):
             os.remove(os.path.join(workdir, name))
 
@@ -109,62 +126,68 @@ def main() -> None:
                 for info in store.list()[:-1]:
                     _atomic.delete_checkpoint(info.prefix)
 
-            results["store.save (numpy)"] = _timed(lambda: store.save(next(epoch), 0, arrays), args.repeat, clear)
-            results["store.save (tf.Variables)"] = _timed(lambda: store.save(next(epoch), 0, variables), args.repeat,
-                                                          clear)
+            timed("store.save (numpy)", lambda: store.save(next(epoch), 0, arrays), fsync="yes", before=clear)
+            timed("store.save (tf.Variables)", lambda: store.save(next(epoch), 0, variables), fsync="yes",
+                  before=clear)
+            _atomic.DURABLE = False  # like tf.train.Checkpoint.write: no fsync (for this comparison only)
+            try:
+                timed("store.save (tf.Variables), no fsync", lambda: store.save(next(epoch), 0, variables),
+                      fsync="no", before=clear)
+            finally:
+                _atomic.DURABLE = True
             info = store.latest_good()  # verifies the checksums
-            results["store.latest_good (verify crc)"] = _timed(store.latest_good, args.repeat)
-            results["store.restore (no re-verify)"] = _timed(lambda: store.restore(info), args.repeat)
-            results["store.restore (verify crc)"] = _timed(lambda: store.restore(info.prefix), args.repeat)
+            timed("store.latest_good (verify crc)", store.latest_good)
+            timed("store.restore (no re-verify)", lambda: store.restore(info))
+            timed("store.restore (verify crc)", lambda: store.restore(info.prefix))
 
             # the time a training step is blocked by save_async, next to a memcpy of the params
-            results["memcpy of the params (numpy)"] = _timed(lambda: [a.copy() for a in arrays.values()], args.repeat)
-            results["copy of tf.Variables to numpy"] = _timed(lambda: [v.numpy() for v in variables.values()],
-                                                              args.repeat)
-            blocked = []
-            for _ in range(args.repeat):
-                clear()
-                t = time.perf_counter()
-                store.save_async(next(epoch), 0, variables)
-                blocked.append(time.perf_counter() - t)
-                store.wait()
-            results["save_async blocked (tf.Variables)"] = min(blocked)
-            blocked = []
-            for _ in range(args.repeat):
-                clear()
-                t = time.perf_counter()
-                store.save_async(next(epoch), 0, arrays)
-                blocked.append(time.perf_counter() - t)
-                store.wait()
-            results["save_async blocked (numpy)"] = min(blocked)
+            timed("memcpy of the params (numpy)", lambda: [a.copy() for a in arrays.values()])
+            timed("copy of tf.Variables to numpy", lambda: [v.numpy() for v in variables.values()])
+            for kind, values in (("tf.Variables", variables), ("numpy", arrays)):
+                blocked = []
+                for _ in range(args.repeat):
+                    clear()
+                    os.sync()
+                    t = time.perf_counter()
+                    store.save_async(next(epoch), 0, values)
+                    blocked.append(time.perf_counter() - t)
+                    store.wait()
+                results[f"save_async blocked ({kind})"] = min(blocked)
+                fsyncs[f"save_async blocked ({kind})"] = ""
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
     print(f"checkpoint of {mb:.0f} MB in {args.tensors} float32 tensors, best of {args.repeat}, in {workdir}")
+    print("reads mostly hit the page cache (no cache dropping on a shared machine), for every contender alike")
+    print(f"  {'':42s} {'fsync':>5s} {'time':>12s} {'speed':>12s}")
     for name, seconds in results.items():
-        print(f"  {name:38s} {seconds * 1000:9.1f} ms  {mb / seconds:8.0f} MB/s")
-    save = results["store.save (numpy)"]
+        print(f"  {name:42s} {fsyncs[name]:>5s} {seconds * 1000:9.1f} ms {mb / seconds:7.0f} MB/s")
+
+    def speed(a: str, b: str) -> float:  # how many times faster a is than b
+        return results[b] / results[a]
+
+    memcpy = results["memcpy of the params (numpy)"]
     checks = [
-        ("save (tf.Variables) vs tf.train.Checkpoint.write (speed, >= 1)",
-         results["tf.train.Checkpoint.write"] / results["store.save (tf.Variables)"], 1.0),
-        ("save (tf.Variables) vs tf.train.Checkpoint.write + fsync (>= 1)",
-         results["tf.train.Checkpoint.write + fsync"] / results["store.save (tf.Variables)"], 1.0),
-        ("save (numpy) vs raw write+fsync (speed ratio, >= 0.7)", results["raw write+fsync"] / save, 0.7),
-        ("restore vs tf.train.Checkpoint.read (speed ratio)", results["tf.train.Checkpoint.read"]
-         / results["store.restore (no re-verify)"], None),
-        ("save_async blocked (tf.Variables) / memcpy (<= 2)", results["save_async blocked (tf.Variables)"]
-         / results["memcpy of the params (numpy)"], -2.0),
-        ("save_async blocked (numpy) / memcpy (<= 2)", results["save_async blocked (numpy)"]
-         / results["memcpy of the params (numpy)"], -2.0),
+        ("save vs tf.train.Checkpoint.write, both with fsync", speed("store.save (tf.Variables)",
+                                                                    "tf.train.Checkpoint.write + fsync"), 1.0),
+        ("save vs tf.train.Checkpoint.write, both without fsync", speed("store.save (tf.Variables), no fsync",
+                                                                       "tf.train.Checkpoint.write"), 1.0),
+        ("save (numpy) vs raw numpy write, both with fsync", speed("store.save (numpy)", "raw numpy write + fsync"),
+         0.7),
+        ("restore vs tf.train.Checkpoint.read", speed("store.restore (no re-verify)", "tf.train.Checkpoint.read"),
+         None),
+        ("save_async blocked (tf.Variables) / memcpy", results["save_async blocked (tf.Variables)"] / memcpy, -2.0),
+        ("save_async blocked (numpy) / memcpy", results["save_async blocked (numpy)"] / memcpy, -2.0),
     ]
+    print("targets (speed ratios: >= target; blocked time: <= target x memcpy):")
     for name, value, target in checks:
         if target is None:
             verdict = ""
         elif target > 0:
-            verdict = "ok" if value >= target else "MISSED"
+            verdict = f">= {target:g}  " + ("ok" if value >= target else "MISSED")
         else:
-            verdict = "ok" if value <= -target else "MISSED"
-        print(f"  {name:62s} {value:6.2f}  {verdict}")
+            verdict = f"<= {-target:g}  " + ("ok" if value <= -target else "MISSED")
+        print(f"  {name:55s} {value:6.2f}  {verdict}")
 
 
 if __name__ == "__main__":

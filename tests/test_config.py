@@ -111,3 +111,36 @@ def test_missing_file_and_syntax_error(tmp_path):
 def test_parse_overrides_round_trips_literals(value):
     text = repr(value) if not isinstance(value, str) else value
     assert parse_overrides([f"--x={text}"])["x"] == value
+
+
+def test_main_job_config_is_valid():
+    """examples/digits.config (the README's main job) loads, and every option reaches the manager."""
+    import os
+
+    pytest.importorskip("sklearn")
+    from transition._manager_config import manager_kwargs_from_config
+
+    path = os.path.join(os.path.dirname(__file__), os.pardir, "examples", "digits.config")
+    cfg = load_config(path)
+    kwargs = manager_kwargs_from_config(cfg)
+    assert kwargs["model"] == "runs/digits/network" and kwargs["num_epochs"] == 24
+    assert callable(cfg["network"]["output"]["custom_param_importer"]) and callable(kwargs["init_new_network_callback"])
+    assert kwargs["pretrain"].get_train_num_epochs() == 6 and kwargs["save_every_n_steps"] == 20
+    ctl = kwargs["learning_rate_control"]
+    assert (ctl.kind, ctl.pretrain_learning_rate, ctl.learning_rate) == ("newbob_relative", 0.005, 0.003)
+    assert (kwargs["keep"].keep_best, kwargs["keep"].score) == (1, "dev_error")
+    assert len(cfg["train"]["data"]) + len(cfg["dev"]["data"]) == 1797
+
+
+def test_manager_config_errors_name_the_option():
+    from transition._manager_config import manager_kwargs_from_config
+
+    base = {"model": "m", "extern_data": {"data": {"dim": 2}}, "num_epochs": 1}
+    with pytest.raises(ConfigError, match="'network'.*'get_network'"):
+        manager_kwargs_from_config(load_config(base))
+    with pytest.raises(ConfigError, match="'pretrain' needs 'network'"):
+        manager_kwargs_from_config(load_config(dict(base, get_network=lambda epoch: {}, pretrain="default")))
+    with pytest.raises(ConfigError, match="task='eval'"):
+        manager_kwargs_from_config(load_config(dict(base, network={}, task="eval")))
+    with pytest.raises(ConfigError, match="'num_epochs' is required"):
+        manager_kwargs_from_config(load_config({"model": "m", "extern_data": {}, "network": {}}))

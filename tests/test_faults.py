@@ -181,3 +181,41 @@ def test_background_write_error_surfaces_at_the_next_save_and_at_close(tmp_path,
     monkeypatch.undo()
     with CheckpointStore(model) as again:
         assert again.latest_good().prefix == model + ".001"
+
+
+def test_disk_full_while_the_bundle_is_written_keeps_the_previous(tmp_path, monkeypatch):
+    from transition import _store
+
+    model = str(tmp_path / "net")
+    real = _store.write_bundle
+
+    def full(prefix, arrays):
+        real(prefix, arrays)  # the temporaries exist: the error comes late, as on a full disk
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), prefix + ".data-00000-of-00001")
+
+    with CheckpointStore(model) as store:
+        store.save(1, 0, {"l/W": np.full(8, 1.0)})
+        monkeypatch.setattr(_store, "write_bundle", full)
+        with pytest.raises(CheckpointError, match=r"saving checkpoint .*net\.002 failed.*No space left"):
+            store.save(2, 0, {"l/W": np.full(8, 2.0)})
+        monkeypatch.undo()
+        assert [i.prefix for i in store.list()] == [model + ".001"]
+    assert not [n for n in os.listdir(tmp_path) if n.startswith("net.002")]
+
+
+def test_a_background_error_nobody_collected_is_reported_at_exit(capsys, caplog):
+    import weakref
+
+    from transition._writer import BackgroundWriter, _report_at_exit
+
+    writer = BackgroundWriter()
+
+    def fail():
+        raise OSError(errno.EIO, "I/O error")
+
+    writer.submit(fail, "/exp/net.007")
+    with caplog.at_level(logging.ERROR, logger="transition"):
+        _report_at_exit(weakref.ref(writer))  # what atexit runs
+    err = capsys.readouterr().err
+    assert "background save of /exp/net.007 failed: OSError" in err and "/exp/net.007" in caplog.text
+    writer.close()  # the error was handed out once: closing now raises nothing

@@ -526,3 +526,25 @@ def test_copy_mode_subset_with_other_ndim_fails_before_assigning(tmp_path):
 def test_chain_restore_rejects_per_source_ignore_missing():
     with pytest.raises(ConfigError, match=r"source 1: 'ignore_missing'.*chain_restore\(\.\.\., ignore_missing=True\)"):
         chain_restore(make_net(), [ckpt_for(), ({"l1/W": rnd(4, 3)}, {"ignore_missing": True})])
+
+
+def test_directly_read_values_stay_the_variables_own(tmp_path):
+    """Values read straight from the data file are adopted by the variables: later in-place updates, a second load
+    and the checkpoint's removal do not disturb each other."""
+    import glob
+    import os
+
+    net = make_net()
+    vals = ckpt_for()
+    prefix = save_v2(tmp_path / "m.001", vals)
+    load_checkpoint(net, prefix)
+    w = net.layers["l1"].params["W"]
+    w.assign_add(np.ones((4, 3), np.float32))  # an optimizer-style in-place update
+    np.testing.assert_array_equal(w.numpy(), vals["l1/W"] + 1)
+    other = make_net()
+    load_checkpoint(other, prefix)  # a second load from the same file gets its own buffers
+    np.testing.assert_array_equal(other.layers["l1"].params["W"].numpy(), vals["l1/W"])
+    for f in glob.glob(prefix + ".*"):
+        os.remove(f)
+    np.testing.assert_array_equal(w.numpy(), vals["l1/W"] + 1)
+    assert_loaded(other, vals, {n: n for n in other.param_variables()})

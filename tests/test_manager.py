@@ -328,6 +328,10 @@ def test_cli_train_resume_and_errors(tmp_path, capsys):
     assert main(["train", str(cfg), f"--model={model}"]) == 0
     out = capsys.readouterr().out
     assert "resuming from" in out and [ln for ln in out.splitlines() if ln.startswith("epoch 3/3")]
+    assert "done: epoch 3/3 finished (1 in this run)" in out
+    assert main(["train", str(cfg), f"--model={model}", "--num_epochs=2"]) == 0
+    out = capsys.readouterr().out
+    assert "nothing to train: the model is at epoch 3 and num_epochs is 2" in out and "nothing trained" in out
 
 
 def test_plan_lines(tmp_path):
@@ -474,3 +478,45 @@ def test_fit_helper_resumes_with_callback_state(tmp_path):
     best = min(h["dev_score"] for h in hist1 + hist2)
     assert es2.best == best  # restored from the checkpoint, not reset by fit's on_train_begin
     assert es2.wait == (0 if hist2[0]["dev_score"] == best else es1.wait + 1)
+
+
+@pytest.mark.parametrize("make", [
+    lambda keras: keras.callbacks.ReduceLROnPlateau(monitor="val_loss"),
+    lambda keras: keras.callbacks.LearningRateScheduler(lambda epoch, lr: lr),
+])
+def test_lr_changing_keras_callbacks_are_a_config_error(tmp_path, make):
+    import keras
+
+    cb = make(keras)
+    name = type(cb).__name__
+    with pytest.raises(ConfigError, match=f"{name}.*learning_rate_control"):
+        _manager(tmp_path / "m", callbacks=[cb])
+    mgr = _manager(tmp_path / "m")
+    with pytest.raises(ConfigError, match=name):
+        mgr.register_callback(cb)
+    cfg = {"model": str(tmp_path / "m"), "extern_data": EXTERN, "network": NET, "num_epochs": 1, "callbacks": [cb]}
+    with pytest.raises(ConfigError, match=name):
+        from transition._manager import TransitionManager
+
+        TransitionManager.from_config(cfg)
+
+
+def test_network_and_optimizer_before_epochs_are_an_error(tmp_path):
+    mgr = _manager(tmp_path / "m")
+    with pytest.raises(TransitionError, match="mgr.network.*epochs"):
+        mgr.network  # noqa: B018
+    with pytest.raises(TransitionError, match="mgr.optimizer.*epochs"):
+        mgr.optimizer  # noqa: B018
+
+
+def test_tf_global_generator_is_seeded_from_the_job_seed(tmp_path):
+    """The manager sets TF's global generator from `seed` (reproducible; and capture_rng_state needs one under op
+    determinism, see transition._rng)."""
+    import tensorflow as tf
+
+    tf.random.set_global_generator(tf.random.Generator.from_seed(999))
+    with _manager(tmp_path / "m", num_epochs=1, seed=5) as mgr:
+        for _ in mgr.epochs():
+            got = tf.random.get_global_generator().state.numpy()
+            mgr.end_epoch({})
+    assert np.array_equal(got, tf.random.Generator.from_seed(5).state.numpy())

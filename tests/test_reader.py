@@ -394,3 +394,164 @@ def test_damaged_h5_is_a_checkpoint_error(tmp_path):
     with pytest.raises(CheckpointError) as e:
         read_checkpoint(path)
     assert str(path) in str(e.value)
+
+
+# --- direct reads from the data files (offsets from the .index, TF's crc32c) ----------------------------------------
+
+from transition._reader_tf import (  # noqa: E402
+    _CRC_SYMBOL, TFBundleReader, _crc32c_function, _dynamic_symbols, crc32c, parse_bundle_index,
+)
+
+needs_crc32c = pytest.mark.skipif(_crc32c_function() is None, reason="no crc32c found in TF's library")
+
+
+@needs_crc32c
+def test_crc32c_symbol_is_found_by_scanning_the_library():
+    """The fallback for another absl version: the symbol found in the ELF dynamic string table works."""
+    import ctypes
+
+    from transition._reader_tf import _StringView
+
+    path = os.path.join(os.path.dirname(tf.__file__), "libtensorflow_framework.so.2")
+    found = [m.group(0).decode() for m in _CRC_SYMBOL.finditer(_dynamic_symbols(path))]
+    assert found
+    fn = getattr(ctypes.CDLL(path), found[0])
+    fn.restype, fn.argtypes = ctypes.c_uint32, [ctypes.c_uint32, _StringView]
+    data = np.frombuffer(b"123456789", np.uint8)
+    assert fn(0, _StringView(data.size, data.ctypes.data)) == 0xE3069283
+
+
+def _crc32c_reference(data: bytes, crc: int = 0) -> int:
+    """Bitwise CRC-32C (Castagnoli, reflected polynomial 0x82F63B78)."""
+    crc ^= 0xFFFFFFFF
+    for byte in data:
+        crc ^= byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
+    return crc ^ 0xFFFFFFFF
+
+
+@needs_crc32c
+@settings(max_examples=60, deadline=None)
+@given(st.binary(max_size=300), st.binary(max_size=300))
+def test_crc32c_matches_the_reference_and_extends(a, b):
+    assert crc32c(a) == _crc32c_reference(a)
+    assert crc32c(b, crc32c(a)) == crc32c(a + b) == _crc32c_reference(b, _crc32c_reference(a))
+
+
+@needs_crc32c
+def test_crc32c_known_vectors():  # RFC 3720 B.4 and the usual check value
+    assert crc32c(b"123456789") == 0xE3069283
+    assert crc32c(bytes(32)) == 0x8A9136AA
+    assert crc32c(b"\xff" * 32) == 0x62A8AB43
+    assert crc32c(np.arange(32, dtype=np.uint8)) == 0x46DD794E
+
+
+_DTYPES = {
+    "f16": np.float16, "f32": np.float32, "f64": np.float64, "i8": np.int8, "u16": np.uint16, "i32": np.int32,
+    "i64": np.int64, "c64": np.complex64, "b": np.bool_,
+}
+
+
+@pytest.fixture()
+def many_dtypes_ckpt(tmp_path):
+    values = {f"d/{k}": (RNG.normal(size=(3, 5)) * 50).astype(t) for k, t in _DTYPES.items()}
+    values["d/scalar"] = np.float32(2.5)
+    values["d/empty"] = np.zeros((0, 4), np.float32)
+    values["d/big"] = RNG.normal(size=(300, 200)).astype(np.float32)
+    return _save_v2(str(tmp_path / "many"), values), values
+
+
+@needs_crc32c
+def test_index_entries_give_offsets_sizes_and_tf_crcs(many_dtypes_ckpt):
+    prefix, values = many_dtypes_ckpt
+    header, entries = parse_bundle_index(prefix + ".index")
+    assert header.num_shards == 1 and set(entries) == set(values)
+    data = open(prefix + ".data-00000-of-00001", "rb").read()
+    for name, entry in entries.items():
+        expected = np.ascontiguousarray(values[name])
+        assert entry.size == expected.nbytes, name
+        chunk = data[entry.offset : entry.offset + entry.size]
+        assert chunk == expected.tobytes(), name
+        masked = (((crc32c(chunk) >> 15) | (crc32c(chunk) << 17)) + 0xA282EAD8) & 0xFFFFFFFF  # TF's crc32c::Mask
+        assert entry.crc32c == masked, name
+
+
+@needs_crc32c
+def test_direct_reads_equal_tf_reads_for_every_dtype(many_dtypes_ckpt):
+    prefix, values = many_dtypes_ckpt
+    with TFBundleReader(prefix) as fast, TFBundleReader(prefix, direct=False) as slow:
+        for name in fast.names():
+            direct = fast._read_direct(name)
+            assert direct is not None, f"{name} was not read directly"
+            assert direct.ctypes.data % 64 == 0 or direct.size == 0
+            for got in (fast.read(name), np.asarray(fast.read_for_assign(name))):
+                assert got.dtype == values[name].dtype and got.shape == np.shape(values[name])
+                np.testing.assert_array_equal(got, values[name], err_msg=name)
+                np.testing.assert_array_equal(got, slow.read(name), err_msg=name)
+
+
+@needs_crc32c
+def test_sharded_bundle_is_read_directly(tmp_path):
+    """MergeV2Checkpoints makes a 2-shard bundle (what a multi-device saver writes)."""
+    a = {"s/a": RNG.normal(size=(4, 3)).astype(np.float32)}
+    b = {"s/b": np.arange(7, dtype=np.int64), "s/c": RNG.normal(size=9)}
+    parts = [_save_v2(str(tmp_path / "p0"), a), _save_v2(str(tmp_path / "p1"), b)]
+    prefix = str(tmp_path / "merged")
+    tf.raw_ops.MergeV2Checkpoints(checkpoint_prefixes=parts, destination_prefix=prefix)
+    assert os.path.exists(prefix + ".data-00001-of-00002")
+    with TFBundleReader(prefix) as reader:
+        for name, value in {**a, **b}.items():
+            assert reader._read_direct(name) is not None
+            np.testing.assert_array_equal(reader.read(name), value)
+
+
+@needs_crc32c
+def test_partitioned_variable_falls_back_to_tf(tf1_ckpt):
+    prefix, expected = tf1_ckpt
+    with TFBundleReader(prefix) as reader:
+        assert reader._read_direct("lay/W") is None  # stored as slices
+        assert reader._read_direct("lay/b") is not None
+        np.testing.assert_array_equal(np.asarray(reader.read_for_assign("lay/W")), expected["lay/W"])
+
+
+@needs_crc32c
+def test_one_changed_byte_fails_the_crc_and_names_the_tensor(many_dtypes_ckpt):
+    prefix, _ = many_dtypes_ckpt
+    _, entries = parse_bundle_index(prefix + ".index")
+    entry = entries["d/big"]
+    with open(prefix + ".data-00000-of-00001", "r+b") as fp:
+        fp.seek(entry.offset + entry.size // 2)
+        byte = fp.read(1)
+        fp.seek(-1, os.SEEK_CUR)
+        fp.write(bytes([byte[0] ^ 0x10]))
+    with open_checkpoint(prefix) as reader:
+        np.testing.assert_array_equal(reader.read("d/f32"), reader.read("d/f32"))  # others are fine
+        for read in (reader.read, reader.read_for_assign):
+            with pytest.raises(CheckpointError, match=r"'d/big'.*crc32c mismatch") as e:
+                read("d/big")
+            assert prefix in str(e.value) and "restore" in str(e.value)
+
+
+@needs_crc32c
+def test_truncated_data_file_names_the_tensor(many_dtypes_ckpt):
+    prefix, _ = many_dtypes_ckpt
+    _, entries = parse_bundle_index(prefix + ".index")
+    with open(prefix + ".data-00000-of-00001", "r+b") as fp:
+        fp.truncate(entries["d/big"].offset + 10)
+    with TFBundleReader(prefix) as reader:
+        with pytest.raises(CheckpointError, match=r"'d/big'.*truncated"):
+            reader.read_for_assign("d/big")
+
+
+@needs_crc32c
+def test_damaged_index_block_is_reported(many_dtypes_ckpt):
+    prefix, _ = many_dtypes_ckpt
+    data = bytearray(open(prefix + ".index", "rb").read())
+    data[5] ^= 0xFF  # inside the first data block
+    damaged = str(prefix) + "-bad.index"
+    open(damaged, "wb").write(bytes(data))
+    with pytest.raises(ValueError, match="checksum mismatch"):
+        parse_bundle_index(damaged)
+    with pytest.raises(ValueError, match="bad footer"):
+        parse_bundle_index(prefix + ".data-00000-of-00001")

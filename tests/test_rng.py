@@ -15,15 +15,9 @@ from transition._errors import CheckpointError, ConfigError
 from transition._rng import RngState, capture_rng_state, find_seed_generators, restore_rng_state
 
 
-@pytest.fixture(autouse=True)
-def _clear_keras_session():
-    """Overrides conftest's per-test keras.backend.clear_session() (about a second per test on a loaded machine);
-    every test here builds its own small models, and `_clear_once` clears at the end of the module."""
-    yield
-
-
 @pytest.fixture(autouse=True, scope="module")
 def _clear_once():
+    """Every test here builds its own small models (named layers); clear Keras' session once, at the end."""
     yield
     keras.backend.clear_session()
 

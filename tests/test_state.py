@@ -23,14 +23,6 @@ from transition._state import (
 )
 
 
-
-@pytest.fixture(autouse=True)
-def _clear_keras_session():
-    """Overrides conftest's per-test keras.backend.clear_session(): these tests build no Keras models, and the
-    clearing costs about a second per test on a loaded machine."""
-    yield
-
-
 _json_scalars = st.one_of(st.none(), st.booleans(), st.integers(-(2**60), 2**60), st.text(max_size=8),
                           st.floats(allow_nan=False))
 _json_values = st.recursive(_json_scalars, lambda kids: st.one_of(

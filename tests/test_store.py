@@ -228,8 +228,13 @@ def test_cli_status_table_and_json(model, capsys):
     assert by_epoch[1]["scores"] == {"dev": 0.25} and by_epoch[1]["damaged"] is None
     assert "checksum" in by_epoch[2]["damaged"]
     assert main(["status", model]) == 0
-    table = capsys.readouterr().out
-    assert "DAMAGED" in table and f"resume would use (*): {model}.001" in table
+    table = capsys.readouterr().out.splitlines()
+    assert table[0] == f"model {model}: 2 checkpoints"
+    row1, row2 = (line.split() for line in table[2:4])
+    assert row1[:4] == ["*", "network.001", "1", "0"] and "dev=0.25" in row1
+    assert row1[-2:] == ["(checksums", "verified)"]
+    assert row2[:3] == ["network.002", "2", "0"] and "DAMAGED:" in row2 and "network.002.data-00000-of-00001" in row2
+    assert table[-1] == f"resume would use (*): {model}.001 (after epoch 1, continues with epoch 2)"
     os.remove(model + ".001.index")
     assert main(["status", model]) == 1  # checkpoints, none good: an error, not "would start from scratch"
     assert "resume: ERROR" in capsys.readouterr().out
@@ -261,3 +266,47 @@ def test_bundle_whose_index_declares_more_than_its_data_is_refused(tmp_path):
         f.truncate(100)
     with pytest.raises(CheckpointError, match=r"m\.001 is damaged: its index declares 4000 bytes.*hold 100"):
         read_bundle(prefix)
+
+
+def test_cli_status_subprocess_is_quiet_and_names_the_resume_checkpoint(model):
+    """The real command line: a readable table on stdout, nothing on stderr (no TF start-up noise, no warnings)."""
+    import subprocess
+    import sys
+
+    with CheckpointStore(model, keep=KeepPolicy(keep_last=None)) as store:
+        store.save(1, 0, _params(), scores={"dev": float("nan")})
+        store.save(2, 40, _params(), epoch_finished=False)
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "KERAS_BACKEND")}
+    proc = subprocess.run([sys.executable, "-m", "transition", "status", model], env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[1].split() == ["checkpoint", "epoch", "step", "kind", "size", "scores", "status"]
+    assert lines[2].split()[:3] == ["network.001", "1", "0"] and "dev=nan" in lines[2]
+    assert lines[3].split()[:5] == ["*", "network.002.step00000040", "2", "40", "mid-epoch"]
+    assert lines[-1] == f"resume would use (*): {model}.002.step00000040 (in epoch 2 after step 40)"
+
+
+def test_early_flush_syncs_the_file_being_written(tmp_path, monkeypatch):
+    """While TF writes the data file under its temporary name, a thread fdatasyncs that file (and no other)."""
+    import threading
+
+    synced: list[str] = []
+    seen = threading.Event()
+    real = os.fdatasync
+
+    def record(fd):
+        synced.append(os.path.basename(os.readlink(f"/proc/self/fd/{fd}")))
+        seen.set()
+        return real(fd)
+
+    monkeypatch.setattr(os, "fdatasync", record)
+    (tmp_path / "net.001.tmp-0.index").write_bytes(b"other")
+    with _atomic.EarlyFlush(str(tmp_path), "net.001.tmp-0.data-00000-of-00001", interval=0.001):
+        with open(tmp_path / "net.001.tmp-0.data-00000-of-00001.tempstate42", "wb") as f:
+            f.write(b"x" * 4096)
+            f.flush()
+            assert seen.wait(30)
+    assert set(synced) == {"net.001.tmp-0.data-00000-of-00001.tempstate42"}
+    with _atomic.EarlyFlush("ram://x", "y"):  # remote: nothing to do, no thread
+        pass

@@ -14,6 +14,7 @@ import os
 import re
 import secrets
 import signal
+import threading
 import time
 import zlib
 from collections.abc import Mapping
@@ -37,6 +38,9 @@ __all__ = [
     "delete_checkpoint",
     "cleanup_leftovers",
     "has_commit",
+    "EarlyFlush",
+    "is_local",
+    "local_path",
 ]
 
 FORMAT = "transition-checkpoint"
@@ -48,6 +52,8 @@ _FILE_SUFFIX_RE = re.compile(r"\.(?:index|state\.json|data-\d{5}-of-\d{5})")
 _TMP_RE = re.compile(r"\.tmp-[0-9a-f]{16}(?:\.|$)")
 _CHUNK = 16 << 20
 _KILL_ENV = "TRANSITION_TEST_KILL_AT"
+# False only in bench/save.py, to compare with writers that do not fsync (tf.train.Checkpoint.write); never in use
+DURABLE = True
 
 
 def _gfile():
@@ -62,11 +68,13 @@ def fault_point(name: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-def _is_local(path: str) -> bool:
+def is_local(path: str) -> bool:
+    """Whether `path` is on the local file system (plain or file://): fsync and flock work there."""
     return "://" not in path or path.startswith("file://")
 
 
-def _local(path: str) -> str:
+def local_path(path: str) -> str:
+    """`path` without a file:// scheme."""
     return path[len("file://") :] if path.startswith("file://") else path
 
 
@@ -76,10 +84,10 @@ def _split(prefix: str) -> tuple[str, str]:
 
 
 def _fsync(path: str, *, directory: bool = False) -> None:
-    if not _is_local(path):
+    if not is_local(path) or not DURABLE:
         return  # remote file systems make a closed file durable themselves
     flags = os.O_RDONLY | (getattr(os, "O_DIRECTORY", 0) if directory else 0)
-    fd = os.open(_local(path), flags)
+    fd = os.open(local_path(path), flags)
     try:
         os.fsync(fd)
     except OSError:
@@ -87,6 +95,58 @@ def _fsync(path: str, *, directory: bool = False) -> None:
             raise  # some file systems cannot fsync a directory; a file must be synced
     finally:
         os.close(fd)
+
+
+class EarlyFlush:
+    """While another writer (TF's SaveV2) writes a local file, push its dirty pages to disk from a thread.
+
+    `with EarlyFlush(directory, name_prefix):` repeatedly fdatasyncs the newest file in `directory` whose name
+    starts with `name_prefix` (TF writes the data file under a temporary `.tempstate<n>` name and renames it), so
+    the disk writes while TF still produces bytes and the final fsync in `PendingSave.place` only waits for the rest.
+    Best effort: its own errors are ignored (the final fsync decides). No-op for remote paths.
+    """
+
+    def __init__(self, directory: str, name_prefix: str, *, interval: float = 0.02):
+        self._directory = local_path(directory)
+        self._name_prefix = name_prefix
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._enabled = is_local(directory) and DURABLE
+
+    def __enter__(self) -> EarlyFlush:
+        if self._enabled:
+            self._thread = threading.Thread(target=self._run, name="transition-early-flush", daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def _open_newest(self) -> int | None:
+        try:
+            names = [n for n in os.listdir(self._directory) if n.startswith(self._name_prefix)]
+            return os.open(os.path.join(self._directory, max(names)), os.O_RDONLY) if names else None
+        except OSError:
+            return None
+
+    def _run(self) -> None:
+        fd = None
+        try:
+            while not self._stop.is_set():
+                if fd is None:
+                    fd = self._open_newest()
+                if fd is not None:
+                    try:
+                        os.fdatasync(fd)  # releases the GIL; blocks only this thread
+                    except OSError:
+                        return
+                self._stop.wait(self._interval)
+        finally:
+            if fd is not None:
+                os.close(fd)
 
 
 def _remove(path: str) -> bool:
@@ -125,10 +185,10 @@ class CommitInfo:
 def file_crc32(path: str) -> tuple[int, int]:
     """(zlib.crc32, size) of the file at `path`, read in chunks."""
     crc, size = 0, 0
-    if _is_local(path):
+    if is_local(path):
         buf = bytearray(_CHUNK)
         view = memoryview(buf)
-        with open(_local(path), "rb", buffering=0) as f:
+        with open(local_path(path), "rb", buffering=0) as f:
             while n := f.readinto(buf):
                 crc = zlib.crc32(view[:n], crc)
                 size += n
@@ -209,8 +269,9 @@ class PendingSave:
         except Exception as exc:  # noqa: BLE001 - OSError, tf.errors.OpError
             raise _wrap(self.prefix, "starting the save", exc) from exc
 
-    def place(self, temp_path: str, suffix: str, *, crc32: int | None = None, size: int | None = None) -> None:
-        """fsync `temp_path`, rename it to `{prefix}{suffix}` and record its size and checksum.
+    def place(self, temp_path: str, suffix: str, *, crc32: int | None = None, size: int | None = None,
+              synced: bool = False) -> None:
+        """fsync `temp_path` (unless `synced`), rename it to `{prefix}{suffix}` and record its size and checksum.
 
         `crc32`/`size` may come from memory (no re-read); when the file's size differs, the file is hashed instead.
         """
@@ -218,7 +279,8 @@ class PendingSave:
             raise CheckpointError(f"checkpoint {self.prefix}: {suffix!r} is not a checkpoint file suffix")
         gfile = _gfile()
         try:
-            _fsync(temp_path)
+            if not synced:
+                _fsync(temp_path)
             actual = gfile.stat(temp_path).length
             if crc32 is None or size != actual:
                 crc32, actual = file_crc32(temp_path)
@@ -234,7 +296,7 @@ class PendingSave:
             _write_bytes(temp, data)
         except Exception as exc:  # noqa: BLE001
             raise _wrap(self.prefix, f"writing {self.prefix}{suffix}", exc) from exc
-        self.place(temp, suffix, crc32=zlib.crc32(data), size=len(data))
+        self.place(temp, suffix, crc32=zlib.crc32(data), size=len(data), synced=True)
 
     def commit(self, meta: Mapping[str, Any]) -> CommitInfo:
         """Write the commit file atomically and remove `.pending`; the checkpoint is committed from here on."""

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import math
+import os
 import sys
 
 __all__ = ["register", "run_status"]
@@ -31,6 +33,9 @@ def _status(model: str, verify_all: bool) -> dict:
     from transition._store import CheckpointStore
 
     store = CheckpointStore(model, lock=False, cleanup=False)
+    log = logging.getLogger("transition")
+    level = log.level
+    log.setLevel(logging.ERROR)  # the table says which checkpoints are skipped and why: no warnings on stderr too
     try:
         infos = store.list(checksums=verify_all)
         resume, error = None, None
@@ -56,6 +61,7 @@ def _status(model: str, verify_all: bool) -> dict:
                 checked.append(i)
             infos = checked
     finally:
+        log.setLevel(level)
         store.close()
     rows = []
     for i in infos:
@@ -68,41 +74,44 @@ def _status(model: str, verify_all: bool) -> dict:
     return {"model": model, "checkpoints": rows, "resume_from": resume, "error": error}
 
 
-def _size(n: int) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return str(n)
+def _reason(row: dict) -> str:
+    """Why a checkpoint is unusable, without repeating its full path."""
+    reason = row["damaged"].replace(f"checkpoint {row['prefix']} is damaged: ", "")
+    return reason.replace(row["prefix"], os.path.basename(row["prefix"]))
 
 
 def _table(status: dict) -> str:
-    lines = [f"model {status['model']}"]
-    if not status["checkpoints"]:
-        lines.append("  no checkpoints")
-    header = ("", "epoch", "step", "kind", "size", "status", "scores")
-    rows = []
-    for r in status["checkpoints"]:
+    from transition._ckpt_tools import _human
+
+    rows = status["checkpoints"]
+    lines = [f"model {status['model']}: {len(rows) or 'no'} checkpoint{'' if len(rows) == 1 else 's'}"]
+    header = ("", "checkpoint", "epoch", "step", "kind", "size", "scores", "status")
+    cells = []
+    for r in rows:
         if r["damaged"]:
-            reason = r["damaged"].replace(f"checkpoint {r['prefix']} is damaged: ", "")
-            state = ("DAMAGED: " if r["committed"] else "") + reason
+            state = ("DAMAGED: " if r["committed"] else "") + _reason(r)
         else:
             state = "ok (checksums verified)" if r["checksums_verified"] else "ok (sizes checked)"
         scores = " ".join(f"{k}={v:.6g}" if isinstance(v, float) else f"{k}={v}"
                           for k, v in sorted(r["scores"].items()))
-        mark = "*" if r["prefix"] == status["resume_from"] else ""
-        rows.append((mark, str(r["epoch"]), str(r["step"]), "epoch end" if r["epoch_finished"] else "mid-epoch",
-                     _size(r["size"]) if r["committed"] else "-", state, scores))
-    if rows:
-        widths = [max(len(x[c]) for x in [header, *rows]) for c in range(len(header) - 1)]
-        for row in [header, *rows]:
+        cells.append(("*" if r["prefix"] == status["resume_from"] else "", os.path.basename(r["prefix"]),
+                      str(r["epoch"]), str(r["step"]), "epoch end" if r["epoch_finished"] else "mid-epoch",
+                      _human(r["size"]) if r["committed"] else "-", scores or "-", state))
+    if cells:  # the last column (status, maybe long) is not padded
+        widths = [max(len(x[c]) for x in [header, *cells]) for c in range(len(header) - 1)]
+        for row in [header, *cells]:
             lines.append("  " + "  ".join(v.ljust(w) for v, w in zip(row, widths)) + "  " + row[-1])
+    resume = next((r for r in rows if r["prefix"] == status["resume_from"]), None)
     if status["error"]:
         lines.append(f"resume: ERROR: {status['error']}")
-    elif status["resume_from"]:
-        lines.append(f"resume would use (*): {status['resume_from']}")
+    elif resume is not None:
+        where = (f"after epoch {resume['epoch']}, continues with epoch {resume['epoch'] + 1}"
+                 if resume["epoch_finished"] else f"in epoch {resume['epoch']} after step {resume['step']}")
+        lines.append(f"resume would use (*): {resume['prefix']} ({where})")
     else:
-        lines.append("resume: no checkpoint, training would start from scratch")
+        missing = "" if rows or os.path.isdir(os.path.dirname(status["model"]) or ".") or "://" in status["model"] \
+            else f" (the directory {os.path.dirname(status['model'])} does not exist: is MODEL right?)"
+        lines.append(f"resume: no checkpoint, training would start from scratch{missing}")
     return "\n".join(lines)
 
 

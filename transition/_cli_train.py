@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TextIO
 
 __all__ = ["register", "run_train", "run_plan", "plan_lines"]
@@ -18,12 +18,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "the newest good checkpoint of the config's `model` when there is one. Options override config keys: "
         "--num_epochs=5 --learning_rate=1e-3. Exit code 75 after a preemption (SIGTERM / SIGUSR1): requeue the job.",
     )
-    p.add_argument("config", metavar="CONFIG", help="the config file (Python, RETURNN-style)")
     p.add_argument("--no-resume", action="store_true",
                    help="refuse to start when the model already has checkpoints (instead of resuming)")
-    p.add_argument("overrides", nargs=argparse.REMAINDER, metavar="--key=value",
-                   help="override a config option (value as a Python literal, else a string)")
-    p.set_defaults(func=run_train)
+    _add_config_arguments(p, run_train)
 
     q = subparsers.add_parser(
         "plan",
@@ -32,10 +29,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "build the networks and run the transition as training would (no training step) and print, per param, "
         "whether it is copied, grown, reset / new, or imported by which custom_param_importer.",
     )
-    q.add_argument("config", metavar="CONFIG", help="the config file (Python, RETURNN-style)")
-    q.add_argument("overrides", nargs=argparse.REMAINDER, metavar="--key=value",
-                   help="override a config option")
-    q.set_defaults(func=run_plan)
+    _add_config_arguments(q, run_plan)
+
+
+def _add_config_arguments(parser: argparse.ArgumentParser, func: Callable[[argparse.Namespace], int]) -> None:
+    parser.add_argument("config", metavar="CONFIG", help="the config file (Python, RETURNN-style)")
+    parser.add_argument("overrides", nargs=argparse.REMAINDER, metavar="--key=value",
+                        help="override a config option (value as a Python literal, else a string)")
+    parser.set_defaults(func=func)
 
 
 def _split_overrides(args: argparse.Namespace) -> list[str]:
@@ -63,12 +64,15 @@ def run_train(args: argparse.Namespace) -> int:
     where = mgr.model
     if mgr.stopped:
         print(f"stopped early after epoch {mgr.epoch}; checkpoints under {where}")
+    elif not mgr.epochs_trained:
+        print(f"nothing trained (num_epochs={mgr.num_epochs}); checkpoints under {where}")
     else:
-        print(f"done: {mgr.epoch} epochs; checkpoints under {where}")
+        print(f"done: epoch {mgr.epoch}/{mgr.num_epochs} finished ({mgr.epochs_trained} in this run); "
+              f"checkpoints under {where}")
     return 0
 
 
-def _hook_name(layer_dict: Any) -> str | None:
+def _hook_name(layer_dict: object) -> str | None:
     if not isinstance(layer_dict, Mapping):
         return None
     hook = layer_dict.get("custom_param_importer")
@@ -77,14 +81,16 @@ def _hook_name(layer_dict: Any) -> str | None:
     return None
 
 
-def plan_lines(config: Any, overrides: Any = None) -> list[str]:
+def plan_lines(config: str | Mapping[str, Any], overrides: Mapping[str, Any] | Sequence[str] | None = None
+               ) -> list[str]:
     """The lines `transition plan` prints (builds the networks, trains nothing, writes nothing)."""
     import keras
 
     from transition._config import load_config
     from transition._errors import ConfigError
     from transition._importing import ParamStatus
-    from transition._manager import TransitionManager, transition_summary
+    from transition._epoch_log import transition_summary
+    from transition._manager import TransitionManager
     from transition._netdict import diff_net_dicts
     from transition._network import Network
     from transition._transition import transition_network
@@ -113,7 +119,7 @@ def plan_lines(config: Any, overrides: Any = None) -> list[str]:
             continue
         hook = mgr.init_new_network_callback
         result = transition_network(network, new, extern_data=mgr.extern_data, epoch=epoch,
-                                    copy_param_mode=mgr._copy_mode_for(epoch), init_new_network_callback=hook)
+                                    copy_param_mode=mgr.copy_param_mode_for(epoch), init_new_network_callback=hook)
         network = result.network
         lines.append(f"epoch {epoch}: {transition_summary(result)}")
         lines += ["    " + line for line in str(diff).splitlines()]

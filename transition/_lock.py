@@ -15,6 +15,7 @@ import os
 import socket
 import time
 
+from transition import _atomic
 from transition._errors import CheckpointError
 
 __all__ = ["DirectoryLock", "LOCK_SUFFIX", "is_lockable"]
@@ -24,7 +25,7 @@ LOCK_SUFFIX = ".lock"
 
 def is_lockable(model: str) -> bool:
     """Whether `model` is on a local file system (where `DirectoryLock` works)."""
-    return "://" not in model or model.startswith("file://")
+    return _atomic.is_local(model)
 
 
 class DirectoryLock:
@@ -33,8 +34,7 @@ class DirectoryLock:
     def __init__(self, model: str):
         if not is_lockable(model):
             raise CheckpointError(f"cannot lock {model}: locks need a local file system (flock); see transition._lock")
-        model = model[len("file://") :] if model.startswith("file://") else model
-        self.path = model + LOCK_SUFFIX
+        self.path = _atomic.local_path(model) + LOCK_SUFFIX
         self._fd: int | None = None
 
     @property

@@ -95,7 +95,7 @@ class CheckpointReader:
 
     def read_for_assign(self, name: str) -> Any:
         """Read one value in the form that is cheapest to `assign` to a variable: a numpy array, or for a TF bundle
-        a TF tensor (read without a numpy copy). Errors as `read`."""
+        a TF tensor in a fresh buffer that the variable adopts (no copy in the assign). Errors as `read`."""
         return self._checked_read(name, self._read_for_assign)
 
     def _read_for_assign(self, name: str) -> Any:

@@ -26,6 +26,8 @@ __all__ = [
     "dumps_state",
     "loads_state",
     "read_training_state",
+    "read_state_arrays",
+    "read_state_json",
     "state_json_path",
 ]
 
@@ -296,30 +298,39 @@ def _strip_prefix(path: str) -> str:
 
 def read_state_arrays(prefix: str, names: list[str]) -> dict[str, np.ndarray]:
     """Read the named state arrays (``state/{name}``) from the TF bundle at `prefix`."""
+    from ._bundle import read_bundle
+
     if not names:
         return {}
-    import tensorflow as tf
-
     try:
-        # NewCheckpointReader, not tf.train.load_checkpoint: the latter takes a ram:// prefix for a directory
-        reader = tf.compat.v1.train.NewCheckpointReader(prefix)
-        shapes = reader.get_variable_to_shape_map()
-    except Exception as exc:  # noqa: BLE001 - TF raises several types for a damaged bundle
-        raise CheckpointError(f"{prefix}: cannot open the checkpoint bundle for the training state ({exc})") from None
+        arrays = read_bundle(prefix, [STATE_ARRAY_PREFIX + name for name in names])
+    except CheckpointError as exc:
+        raise CheckpointError(f"{prefix}: cannot read the arrays that {prefix}.state.json needs ({exc}); the "
+                              "checkpoint is incomplete or damaged, use another one") from None
     out = {}
     for name in names:
-        full = STATE_ARRAY_PREFIX + name
-        if full not in shapes:
-            raise CheckpointError(f"{prefix}: the bundle has no tensor {full!r} that {prefix}.state.json needs; "
-                                  "the checkpoint is incomplete, use another one")
-        shape = shapes[full]
-        if len(shape) != 1 or shape[0] > _MAX_ARRAY_ELEMENTS:
-            raise CheckpointError(f"{prefix}: tensor {full!r} has shape {shape}; expected a 1-D state array")
-        try:
-            out[name] = np.asarray(reader.get_tensor(full))
-        except Exception as exc:  # noqa: BLE001
-            raise CheckpointError(f"{prefix}: cannot read tensor {full!r} ({exc})") from None
+        array = arrays[STATE_ARRAY_PREFIX + name]
+        if array.ndim != 1 or array.size > _MAX_ARRAY_ELEMENTS:
+            raise CheckpointError(f"{prefix}: tensor {STATE_ARRAY_PREFIX + name!r} has shape {list(array.shape)}; "
+                                  f"expected a 1-D state array of at most {_MAX_ARRAY_ELEMENTS} elements")
+        out[name] = array
     return out
+
+
+def read_state_json(prefix: str) -> Any:
+    """The parsed ``{prefix}.state.json`` (strict JSON, at most `_jsonsafe.MAX_JSON_BYTES`), not yet validated."""
+    import tensorflow as tf
+
+    json_path = state_json_path(prefix)
+    try:
+        with tf.io.gfile.GFile(json_path, "rb") as f:
+            data = f.read(_jsonsafe.MAX_JSON_BYTES + 1)
+    except tf.errors.NotFoundError:
+        raise CheckpointError(f"{json_path}: no training state here; is {prefix!r} a checkpoint written by "
+                              "transition?") from None
+    except Exception as exc:  # noqa: BLE001
+        raise CheckpointError(f"{json_path}: cannot read ({exc})") from None
+    return _jsonsafe.loads(data, json_path, CheckpointError)
 
 
 def read_training_state(path: str, *, with_rng: bool = True, verify: bool = True) -> TrainingState:
@@ -342,15 +353,7 @@ def read_training_state(path: str, *, with_rng: bool = True, verify: bool = True
     elif gfile.exists(prefix + _atomic.PENDING_SUFFIX):
         raise CheckpointError(f"{prefix}: this checkpoint was never committed (a save was interrupted); "
                               "use an earlier checkpoint")
-    if not gfile.exists(json_path):
-        raise CheckpointError(f"{json_path}: no training state here; is {prefix!r} a checkpoint written by "
-                              "transition?")
-    try:
-        with gfile.GFile(json_path, "rb") as f:
-            data = f.read(_jsonsafe.MAX_JSON_BYTES + 1)
-    except Exception as exc:  # noqa: BLE001
-        raise CheckpointError(f"{json_path}: cannot read ({exc})") from None
-    obj = _jsonsafe.loads(data, json_path, CheckpointError)
+    obj = read_state_json(prefix)
     arrays = None
     if with_rng:
         names = obj.get("arrays") if isinstance(obj, dict) else None

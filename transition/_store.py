@@ -30,6 +30,7 @@ from transition._bundle import (
 from transition._errors import CheckpointError, ConfigError
 from transition._keep import KeepPolicy
 from transition._lock import DirectoryLock, is_lockable
+from transition._state import STATE_ARRAY_PREFIX, TrainingState, dumps_state, read_state_json
 from transition._writer import BackgroundWriter
 
 __all__ = ["CheckpointStore", "CheckpointInfo", "RestoredCheckpoint", "checkpoint_prefix", "OPTIMIZER_PREFIX"]
@@ -37,7 +38,7 @@ __all__ = ["CheckpointStore", "CheckpointInfo", "RestoredCheckpoint", "checkpoin
 log = logging.getLogger("transition")
 
 OPTIMIZER_PREFIX = "optimizer/"
-STATE_PREFIX = "state/"  # == _state.STATE_ARRAY_PREFIX
+STATE_PREFIX = STATE_ARRAY_PREFIX
 STATE_SUFFIX = ".state.json"
 _NAME_RE = re.compile(
     r"(?P<pre>pretrain\.)?(?P<epoch>\d{3,})(?:\.step(?P<step>\d{8,}))?(?P<kind>\.index|\.commit\.json|\.pending)"
@@ -195,7 +196,7 @@ class CheckpointStore:
              optimizer_vars: Mapping[str, Any] | None = None, state_json: Mapping[str, Any] | None = None,
              state_arrays: Mapping[str, Any] | None = None, *,
              epoch_finished: bool = True, scores: Mapping[str, float] | None = None, global_step: int | None = None,
-             state: Any = None, overwrite: bool = False) -> CheckpointInfo:
+             state: TrainingState | None = None, overwrite: bool = False) -> CheckpointInfo:
         """Save and commit a checkpoint now; returns its info. Raises the error of an earlier background save first.
 
         `state` (a TrainingState) may be given instead of `state_json`/`state_arrays`. Without either, a minimal
@@ -209,8 +210,8 @@ class CheckpointStore:
     def save_async(self, epoch: int, step_in_epoch: int, params: Mapping[str, Any],
                    optimizer_vars: Mapping[str, Any] | None = None, state_json: Mapping[str, Any] | None = None,
                    state_arrays: Mapping[str, Any] | None = None, *, epoch_finished: bool = True,
-                   scores: Mapping[str, float] | None = None, global_step: int | None = None, state: Any = None,
-                   overwrite: bool = False) -> None:
+                   scores: Mapping[str, float] | None = None, global_step: int | None = None,
+                   state: TrainingState | None = None, overwrite: bool = False) -> None:
         """Copy the values to host memory and return; a background thread writes and commits.
 
         Waits for a previous background save first and raises its error (also raised by `wait()` / `close()`).
@@ -251,15 +252,14 @@ class CheckpointStore:
                     raise ConfigError(f"bad variable name {name!r} under {prefix!r}")
                 arrays[prefix + name] = _snapshot(value, self._pool, pooled, copy=copy)
         meta = {"epoch": int(epoch), "step_in_epoch": int(step_in_epoch), "epoch_finished": epoch_finished,
-                "scores": scores, "global_step": None if global_step is None else int(global_step)}
+                "scores": _jsonsafe.encode_floats(scores),  # nan / inf as {"$float": ...}
+                "global_step": None if global_step is None else int(global_step)}
         prefix = checkpoint_prefix(self.model, int(epoch), int(step_in_epoch), epoch_finished=epoch_finished)
         return {"prefix": prefix, "arrays": arrays, "state": state_bytes, "meta": meta, "overwrite": overwrite,
                 "pooled": pooled}
 
     @staticmethod
     def _state_parts(epoch, step_in_epoch, epoch_finished, global_step, state, state_json, state_arrays):
-        from transition._state import TrainingState, dumps_state
-
         if state is not None:
             if state_json is not None or state_arrays is not None:
                 raise ConfigError("give either state=TrainingState or state_json/state_arrays, not both")
@@ -303,15 +303,19 @@ class CheckpointStore:
                 order = sorted(arrays)
                 hasher = threading.Thread(target=lambda: crc.setdefault("data", bundle_data_crc32(arrays, order)))
                 hasher.start()  # zlib.crc32 and SaveV2 both release the GIL: hash from memory while TF writes
-                try:
-                    write_bundle(pending.temp_prefix, arrays)
-                finally:
-                    hasher.join()
-                _atomic.fault_point("bundle_written")
-                data_crc, data_size = crc["data"]
-                pending.place(pending.temp_prefix + ".index", ".index")
+                directory, temp_base = os.path.split(pending.temp_prefix)
+                # the disk writes the data file while TF still produces it and while the small files are written;
+                # the data file's own fsync then only waits for the rest
+                with _atomic.EarlyFlush(directory or ".", temp_base + DATA_SUFFIX):
+                    try:
+                        write_bundle(pending.temp_prefix, arrays)
+                    finally:
+                        hasher.join()
+                    _atomic.fault_point("bundle_written")
+                    pending.place(pending.temp_prefix + ".index", ".index")
+                    pending.write_bytes(STATE_SUFFIX, job["state"])
+                data_crc, data_size = crc.get("data", (None, None))  # None: the hasher failed, hash the file
                 pending.place(pending.temp_prefix + DATA_SUFFIX, DATA_SUFFIX, crc32=data_crc, size=data_size)
-                pending.write_bytes(STATE_SUFFIX, job["state"])
                 _atomic.fault_point("state_written")
                 meta = dict(job["meta"], created=time.time())
                 commit = pending.commit(meta)
@@ -335,7 +339,7 @@ class CheckpointStore:
                 raise CheckpointError(f"commit file {prefix}.commit.json: field meta.{key} is missing or of the wrong "
                                       f"type ({meta.get(key)!r:.50})")
         scores = {}
-        for name, value in meta["scores"].items():
+        for name, value in _jsonsafe.decode_floats(meta["scores"]).items():
             if not isinstance(value, (int, float)) or isinstance(value, bool):
                 raise CheckpointError(f"commit file {prefix}.commit.json: score {name!r} is not a number")
             scores[name] = float(value)
@@ -431,16 +435,13 @@ class CheckpointStore:
             prefix, checksums = info.prefix, not info.verified
         commit = _atomic.verify(prefix, checksums=checksums)
         self._info(prefix, commit, verified=checksums)  # checks the metadata
-        state_size = commit.files.get(STATE_SUFFIX)
-        if state_size is None or state_size.size > _jsonsafe.MAX_JSON_BYTES:
-            raise CheckpointError(f"checkpoint {prefix} has no {STATE_SUFFIX} of at most "
-                                  f"{_jsonsafe.MAX_JSON_BYTES} bytes")
-        import tensorflow as tf
-
-        with tf.io.gfile.GFile(prefix + STATE_SUFFIX, "rb") as f:
-            state_json = _jsonsafe.loads(f.read(state_size.size + 1), prefix + STATE_SUFFIX, CheckpointError)
+        if STATE_SUFFIX not in commit.files:
+            raise CheckpointError(f"checkpoint {prefix} has no {STATE_SUFFIX}; it was not written by transition's "
+                                  "store: load its params with transition.read_checkpoint instead")
+        state_json = read_state_json(prefix)
         if not isinstance(state_json, dict):
-            raise CheckpointError(f"{prefix}{STATE_SUFFIX} is not a JSON object")
+            raise CheckpointError(f"{prefix}{STATE_SUFFIX} is not a JSON object; the file is damaged, use another "
+                                  "checkpoint")
         params, optimizer, state_arrays = {}, {}, {}
         for name, value in read_bundle(prefix).items():
             if name.startswith(OPTIMIZER_PREFIX):
@@ -451,10 +452,8 @@ class CheckpointStore:
                 params[name] = value
         return RestoredCheckpoint(params, optimizer, state_json, state_arrays)
 
-    def restore_state(self, info: CheckpointInfo | str) -> Any:
+    def restore_state(self, info: CheckpointInfo | str) -> TrainingState:
         """The TrainingState of a checkpoint (verified like `restore`)."""
-        from transition._state import TrainingState
-
         restored = self.restore(info)
         prefix = info if isinstance(info, str) else info.prefix
         return TrainingState.from_json_and_arrays(restored.state_json, restored.state_arrays,

@@ -12,12 +12,21 @@ import inspect
 import math
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any, TextIO
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TextIO
 
 import numpy as np
 
+from transition._epoch_log import format_epoch_line
 from transition._errors import ConfigError, did_you_mean
+
+if TYPE_CHECKING:
+    import keras
+    import tensorflow as tf
+
+    from transition._config import Config
+    from transition._manager import TransitionManager
+    from transition._network import Network
 
 __all__ = [
     "epoch_seed",
@@ -165,7 +174,8 @@ class ProgressBar:
 # ------------------------------------------------------------------------------------------------ train and eval
 
 
-def make_train_step(network: Any, optimizer: Any, strategy: Any = None) -> Callable[[Mapping[str, Any]], Any]:
+def make_train_step(network: Network, optimizer: keras.optimizers.Optimizer, strategy: tf.distribute.Strategy | None = None
+                    ) -> Callable[[Mapping[str, Any]], tf.Tensor]:
     """A tf.function train step over `network.compute_loss` with `optimizer` (under `strategy` if given: each
     replica gets the batch, the loss is scaled by 1 / replicas so that the summed gradients are the mean)."""
     import tensorflow as tf
@@ -192,7 +202,7 @@ def make_train_step(network: Any, optimizer: Any, strategy: Any = None) -> Calla
     return distributed
 
 
-def _target_of(network: Any) -> str | None:
+def _target_of(network: Network) -> str | None:
     net_dict = getattr(network, "net_dict", None) or {}
     out = net_dict.get("output") if isinstance(net_dict, Mapping) else None
     if isinstance(out, Mapping) and out.get("loss"):
@@ -200,7 +210,7 @@ def _target_of(network: Any) -> str | None:
     return None
 
 
-def evaluate(network: Any, batches: Iterable[Mapping[str, Any]], extern_data: Mapping[str, Any],
+def evaluate(network: Network, batches: Iterable[Mapping[str, Any]], extern_data: Mapping[str, Any],
              prefix: str = "dev") -> dict[str, float]:
     """`{prefix}_score` (mean loss, weighted by batch size) and, for a sparse target, `{prefix}_error` (the
     fraction of wrong argmax predictions)."""
@@ -226,31 +236,20 @@ def evaluate(network: Any, batches: Iterable[Mapping[str, Any]], extern_data: Ma
     return scores
 
 
-def format_epoch_line(epoch: int, num_epochs: int, steps: int, scores: Mapping[str, float], learning_rate: float,
-                      seconds: float, transition: str | None) -> str:
-    """`epoch 3/10  steps 45  train_score 0.412  dev_score 0.398  dev_error 0.087  lr 0.001  2.1s  <transition>`."""
-    parts = [f"epoch {epoch}/{num_epochs}", f"steps {steps}"]
-    parts += [f"{k} {v:.4g}" for k, v in scores.items()]
-    parts += [f"lr {learning_rate:.4g}", f"{seconds:.1f}s"]
-    if transition:
-        parts.append(transition)
-    return "  ".join(parts)
-
-
 # ----------------------------------------------------------------------------------------------- the whole loop
 
 
 def train_from_config(
-    config: Any,
-    overrides: Any = None,
+    config: str | Mapping[str, Any] | Config,
+    overrides: Mapping[str, Any] | Sequence[str] | None = None,
     *,
     resume: bool = True,
     out: TextIO | None = None,
     progress: TextIO | None = None,
     step_hook: Callable[[int, int], None] | None = None,
-    callbacks: Iterable[Any] = (),
-    strategy: Any = None,
-) -> Any:
+    callbacks: Iterable[object] = (),
+    strategy: tf.distribute.Strategy | None = None,
+) -> TransitionManager:
     """Run the reference loop for a config (a path, dict or Config); returns the TransitionManager (closed).
 
     `step_hook(epoch, step_in_epoch)` runs after every training step, before the step is counted (tests use it to
@@ -298,7 +297,8 @@ class _Log:
             self.file.close()
 
 
-def _train(mgr: Any, log: _Log, progress: TextIO | None, step_hook: Callable[[int, int], None] | None) -> Any:
+def _train(mgr: TransitionManager, log: _Log, progress: TextIO | None,
+           step_hook: Callable[[int, int], None] | None) -> TransitionManager:
     import tensorflow as tf
 
     cfg = mgr.config

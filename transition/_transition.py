@@ -51,7 +51,8 @@ def transition_network(
     The copy mode is `copy_param_mode`, else the net dict's "#copy_param_mode" entry, else None (equal shapes
     required). Layers of the old network that the new one lacks are recorded as ignored unless
     `ignore_non_existing=False`. `init_new_network_callback(new_epoch=, new_network=, old_network_params=)` runs
-    before the import and may edit the snapshot (replace or remove arrays: they are read-only views). The old
+    after the build, before the import, and may edit the snapshot (replace or remove arrays: they are read-only
+    views; a replaced one is imported, a removed one's param gets its fresh init). The old
     network is not modified; the transition drops its own references (and calls `old_network.release()` where the
     Network has one): drop yours so that its variables can be freed. With `optimizer` (a Keras 3 optimizer, built
     on the old network's trainable variables or not built yet), a new optimizer of the same class with the same

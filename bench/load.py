@@ -1,0 +1,136 @@
+"""Benchmark: `transition.load_checkpoint` of a TF bundle into a Network vs `np.fromfile` of the same bytes.
+
+Default: 16 linear layers of 4096 units on a 4096-dim input (~268M float32 params, ~1.07 GB). The checkpoint is
+written first with TF's SaveV2 (via `write_checkpoint`; not timed). Both contenders then read the same files from a
+warm page cache (each is run once before timing; no cache dropping on a shared machine), in alternating rounds; the
+figures are the best of `--repeat` rounds and the ratio is floor time / load time (speed relative to the floor).
+
+    python bench/load.py                           # the full run (~1 GB)
+    python bench/load.py --layers 4 --units 1024   # a quick run (~17 MB)
+    python bench/load.py --tf-reader               # TF's own reader (RestoreV2), the fallback path
+
+Also printed for information: the same bytes read with os.preadv into fresh 64-byte aligned buffers (what the direct
+reader does before checking the crc32c).
+
+Target (issue 3): load_checkpoint at least half of np.fromfile's speed (ratio >= 0.5).
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+
+# Run from a checkout without installing: the repository root first on the import path.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+import numpy as np  # noqa: E402
+
+
+def net_dict(n_layers: int, units: int) -> dict:
+    d = {}
+    src = "data"
+    for i in range(n_layers - 1):
+        d[f"l{i}"] = {"class": "linear", "activation": "relu", "n_out": units, "from": [src]}
+        src = f"l{i}"
+    d["output"] = {"class": "linear", "activation": None, "n_out": units, "from": [src]}
+    return d
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--layers", type=int, default=16, help="linear layers (default 16)")
+    ap.add_argument("--units", type=int, default=4096, help="units per layer and input dim (default 4096)")
+    ap.add_argument("--repeat", type=int, default=3, help="timed rounds of each contender (default 3; best is kept)")
+    ap.add_argument("--tf-reader", action="store_true",
+                    help="read values with TF's RestoreV2 (the fallback where no crc32c is found) instead of directly")
+    ap.add_argument("--dir", default=None, help="directory for the checkpoint (default: a temporary one in /tmp)")
+    args = ap.parse_args()
+
+    from transition._ckpt_tools import write_checkpoint
+    from transition._loading import load_checkpoint
+    from transition._network import Network
+
+    if args.tf_reader:
+        from transition import _reader_tf
+
+        _reader_tf._crc32c_function = lambda: None  # what a TF build without the crc32c symbol gets
+
+    net = Network.from_dict(net_dict(args.layers, args.units), {"data": {"dim": args.units}})
+    variables = net.param_variables()
+    workdir = tempfile.mkdtemp(prefix="transition-bench-load-", dir=args.dir)
+    try:
+        prefix = os.path.join(workdir, "net.001")
+        rng = np.random.default_rng(0)
+        samples = {}
+        values = {}
+        for name, var in variables.items():  # values that differ from the network's init
+            values[name] = rng.standard_normal(tuple(var.shape), dtype=np.float32)
+            samples[name] = values[name].reshape(-1)[-16:].copy()
+        write_checkpoint(values, prefix)
+        del values
+        data_files = sorted(glob.glob(glob.escape(prefix) + ".data-*"))
+        nbytes = sum(os.path.getsize(f) for f in data_files)
+        mb = nbytes / (1 << 20)
+
+        def floor() -> None:
+            for f in data_files:
+                np.fromfile(f, dtype=np.uint8)
+
+        def raw() -> None:
+            for f in data_files:
+                size = os.path.getsize(f)
+                buf = np.empty(size + 64, np.uint8)
+                start = (-buf.ctypes.data) % 64
+                view = memoryview(buf[start : start + size])
+                fd = os.open(f, os.O_RDONLY)
+                try:
+                    done = 0
+                    while done < size:
+                        done += os.preadv(fd, [view[done:]], done)
+                finally:
+                    os.close(fd)
+
+        def load() -> None:
+            load_checkpoint(net, prefix)
+
+        floor()  # warm the page cache and the code paths of both
+        report = load_checkpoint(net, prefix)
+        assert len(report.loaded) == len(variables), report
+        for name, var in variables.items():
+            if not np.array_equal(np.asarray(var.numpy()).reshape(-1)[-16:], samples[name]):
+                raise SystemExit(f"load_checkpoint did not load {name}")
+
+        times: dict[str, list[float]] = {"np.fromfile": [], "load_checkpoint": [], "os.preadv (info)": []}
+        for i in range(args.repeat):
+            order = [("np.fromfile", floor), ("load_checkpoint", load), ("os.preadv (info)", raw)]
+            for label, fn in order if i % 2 == 0 else order[::-1]:
+                t = time.perf_counter()
+                fn()
+                times[label].append(time.perf_counter() - t)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    print(f"checkpoint: {len(variables)} float32 params, {mb:.0f} MiB in {len(data_files)} data file(s); "
+          f"{args.repeat} alternating rounds, warm page cache; "
+          + ("TF's RestoreV2 reader" if args.tf_reader else "direct reader (crc32c checked)"))
+    for label, ts in times.items():
+        best = min(ts)
+        print(f"  {label:17s} best {best:7.3f} s  {mb / best:7.0f} MiB/s   rounds: "
+              + " ".join(f"{t:.3f}" for t in ts))
+    ratio = min(times["np.fromfile"]) / min(times["load_checkpoint"])
+    paired = statistics.median(f / t for f, t in zip(times["np.fromfile"], times["load_checkpoint"]))
+    verdict = "ok" if ratio >= 0.5 else "MISSED"
+    print(f"  speed ratio load/floor (best vs best): {ratio:.2f}  (median of rounds {paired:.2f})  "
+          f"target >= 0.5: {verdict}")
+
+
+if __name__ == "__main__":
+    main()
