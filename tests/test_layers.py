@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from transition._errors import ConfigError
-from transition._layers_base import REQUIRED, DataInfo, NetLayer, draw_init, register_layer_class
+from transition._fast_init import draw_init
+from transition._layers_base import REQUIRED, DataInfo, NetLayer, register_layer_class
 from transition._network import Network
 
 EXT = {"data": {"dim": 5}, "classes": {"dim": 3, "sparse": True}}

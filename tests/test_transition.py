@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from transition._errors import ConfigError, ShapeMismatchError
 from transition._importing import ParamStatus
-from transition._layers_base import alias_numpy
+from transition._fast_init import alias_numpy
 from transition._network import Network
 from transition._slots import optimizer_slot_lists, snapshot_slots
 from transition._transition import transition_network

@@ -1,4 +1,4 @@
-"""The base of RETURNN-style layer classes (Keras 3 layers), option checking, the class registry, fast tensors.
+"""The base of RETURNN-style layer classes (Keras 3 layers), option checking, activations, the class registry.
 
 Protocol of a layer class (see `NetLayer`; register it with `register_layer_class(name, cls)`):
 
@@ -23,7 +23,6 @@ Protocol of a layer class (see `NetLayer`; register it with `register_layer_clas
 
 from __future__ import annotations
 
-import math
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
@@ -34,6 +33,7 @@ import numpy as np
 import tensorflow as tf
 
 from transition._errors import ConfigError, TransitionError, did_you_mean
+from transition._fast_init import as_tensor, draw_init
 from transition._split import check_axis_splits, whole_axis_splits
 
 __all__ = [
@@ -46,10 +46,6 @@ __all__ = [
     "layer_class_names",
     "get_activation",
     "ACTIVATIONS",
-    "as_tensor",
-    "alias_numpy",
-    "draw_init",
-    "zeros_tensor",
 ]
 
 
@@ -127,136 +123,6 @@ def get_activation(layer_name: str, activation: Any) -> Callable[[tf.Tensor], tf
     raise ConfigError(
         f"layer {layer_name!r}: unknown activation {activation!r}{hint}; use one of {sorted(ACTIVATIONS)} or None"
     )
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# numpy <-> TF without needless copies
-
-_ALIASES: dict[int, tuple[weakref.ref, tf.Tensor]] = {}
-_ALIGN = 64
-
-
-def alias_numpy(variable: keras.Variable) -> np.ndarray:
-    """A read-only numpy view of the variable's current value, sharing memory with a TF tensor (no copy).
-
-    TF never writes into a buffer that another tensor still references (copy-on-write on update), so the view
-    keeps the value it had when read. `as_tensor` turns such a view back into its tensor without a copy.
-    """
-    value = variable.value if isinstance(variable, keras.Variable) else variable
-    tensor = value.read_value() if hasattr(value, "read_value") else tf.convert_to_tensor(value)
-    arr = np.asarray(tensor)
-    if arr.flags.writeable:
-        arr.flags.writeable = False
-    key = id(arr)
-    _ALIASES[key] = (weakref.ref(arr), tensor)
-    weakref.finalize(arr, _ALIASES.pop, key, None)
-    return arr
-
-
-def as_tensor(value: Any, dtype: str) -> tf.Tensor:
-    """A TF tensor holding `value` as `dtype`, made with at most one (fast) copy.
-
-    A view from `alias_numpy` gives back its tensor without copying; other arrays are copied once into an
-    aligned private numpy buffer that TF adopts via DLPack (much faster than TF's own conversion).
-    """
-    if isinstance(value, tf.Tensor):
-        return value if value.dtype.name == dtype else tf.cast(value, dtype)
-    entry = _ALIASES.get(id(value))
-    if entry is not None and entry[0]() is value and entry[1].dtype.name == dtype:
-        return entry[1]
-    arr = np.asarray(value)
-    np_dtype = np.dtype(dtype)
-    if arr.size < 65536 or not np_dtype.isbuiltin or arr.dtype.kind not in "fiub":
-        return tf.convert_to_tensor(np.asarray(arr, dtype=np_dtype))
-    out = _aligned_empty(arr.shape, np_dtype)
-    np.copyto(out, arr, casting="unsafe")
-    return _adopt(out)
-
-
-def zeros_tensor(shape: Sequence[int], dtype: str = "float32") -> tf.Tensor:
-    """A TF tensor of zeros; a large one is lazily zeroed memory (calloc: pages are only touched when written,
-    ~free where the tensor is soon replaced), much faster than `tf.zeros`."""
-    shape = tuple(int(d) for d in shape)
-    np_dtype = np.dtype(dtype)
-    if int(np.prod(shape, dtype=np.int64)) < 65536 or not np_dtype.isbuiltin:
-        return tf.zeros(shape, dtype)
-    return _adopt(_aligned_empty(shape, np_dtype, zeros=True))
-
-
-def _aligned_empty(shape: tuple[int, ...], np_dtype: np.dtype, *, zeros: bool = False) -> np.ndarray:
-    """An uninitialised (or zeroed) C-contiguous array whose data is aligned as TF wants it (so TF can adopt it)."""
-    size = int(np.prod(shape, dtype=np.int64))
-    buf = (np.zeros if zeros else np.empty)(size * np_dtype.itemsize + _ALIGN, np.uint8)
-    off = (-buf.ctypes.data) % _ALIGN
-    return buf[off : off + size * np_dtype.itemsize].view(np_dtype).reshape(shape)
-
-
-def _adopt(arr: np.ndarray) -> tf.Tensor:
-    """A TF tensor sharing `arr`'s memory (from `_aligned_empty`; the caller must not write to it afterwards)."""
-    if arr.size < 65536:
-        return tf.convert_to_tensor(arr)
-    try:
-        return tf.experimental.dlpack.from_dlpack(arr.__dlpack__())
-    except Exception:  # pragma: no cover - DLPack not available: TF's own (slower) conversion
-        return tf.convert_to_tensor(arr)
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# fast random init
-
-
-def _fans(shape: tuple[int, ...]) -> tuple[float, float]:
-    """(fan_in, fan_out) as Keras computes them (default axes)."""
-    if len(shape) == 0:
-        return 1.0, 1.0
-    if len(shape) == 1:
-        return float(shape[0]), float(shape[0])
-    receptive = float(np.prod(shape[:-2])) if len(shape) > 2 else 1.0
-    return shape[-2] * receptive, shape[-1] * receptive
-
-
-def _uniform_bounds(init: Any, shape: tuple[int, ...]) -> tuple[float, float] | None:
-    """(low, high) when `init` draws uniformly with an int seed (glorot / he / lecun uniform, RandomUniform)."""
-    if not isinstance(getattr(init, "seed", None), int) or isinstance(init.seed, bool):
-        return None
-    if type(init) is keras.initializers.RandomUniform:
-        low, high = init.minval, init.maxval
-        if isinstance(low, (int, float)) and isinstance(high, (int, float)):
-            return float(low), float(high)
-        return None
-    if not isinstance(init, keras.initializers.VarianceScaling) or init.distribution != "uniform":
-        return None
-    if getattr(init, "input_axes", None) is not None or getattr(init, "output_axes", None) is not None:
-        return None
-    fan_in, fan_out = _fans(shape)
-    fan = {"fan_in": fan_in, "fan_out": fan_out}.get(init.mode, (fan_in + fan_out) / 2.0)
-    limit = math.sqrt(3.0 * init.scale / max(1.0, fan))
-    return -limit, limit
-
-
-def draw_init(init: Any, shape: Sequence[int], dtype: str = "float32") -> tf.Tensor:
-    """The initial value `init(shape, dtype)` would give, drawn fast (`init`: an initializer or its name).
-
-    Keras' uniform initializers (glorot / he / lecun uniform, RandomUniform) with an int seed (the default: Keras
-    draws it from Python's `random`, so `keras.utils.set_random_seed` makes it reproducible) are drawn with numpy's
-    PCG64 generator seeded with that int: the same distribution, ~5x faster than TF's stateless uniform, written
-    straight into memory that TF adopts (no copy). Calling it again with the same initializer gives the same
-    values, like Keras. Zeros are lazily zeroed memory (`zeros_tensor`); any other initializer is called as it is.
-    """
-    init = keras.initializers.get(init)
-    shape = tuple(int(d) for d in shape)
-    np_dtype = np.dtype(dtype)
-    if type(init) is keras.initializers.Zeros:
-        return zeros_tensor(shape, dtype)
-    bounds = _uniform_bounds(init, shape) if np_dtype in (np.float32, np.float64) else None
-    if bounds is None:
-        return init(shape, dtype=dtype)
-    low, high = bounds
-    out = _aligned_empty(shape, np_dtype)
-    np.random.Generator(np.random.PCG64(init.seed % 2**64)).random(out=out.reshape(-1), dtype=np_dtype)
-    out *= np_dtype.type(high - low)
-    out += np_dtype.type(low)
-    return _adopt(out)
 
 
 # ---------------------------------------------------------------------------------------------------------------

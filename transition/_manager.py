@@ -12,6 +12,8 @@ with mgr:
 The checkpoint at an epoch end (and mid-epoch ones) holds the params, the optimizer's slots and iteration count,
 and a TrainingState with the learning-rate history, the RNG states, the callbacks' states and the position. Unlike
 RETURNN, the optimizer is neither reset at a rebuild nor at a resume.
+Helpers: `_manager_config` (config -> arguments), `_optimizer_state` (optimizer and param arrays), `_manager_state`
+(TrainingState parts), `_fit` (Keras Model.fit), `_epoch_log` (log lines).
 """
 
 from __future__ import annotations

@@ -22,7 +22,8 @@ from transition._importing import (
     import_layer_values,
 )
 from transition._layers import LinearLayer  # noqa: F401  (registers the built-in layer classes)
-from transition._layers_base import NetLayer, alias_numpy, as_tensor
+from transition._fast_init import alias_numpy, as_tensor
+from transition._layers_base import NetLayer
 from transition._network_build import build_from_dict, parse_extern_data
 from transition._split import whole_axis_splits
 

@@ -23,7 +23,7 @@ import keras
 
 from transition._errors import TransitionError
 from transition._importing import ImportReport, ParamRecord, ParamStatus, import_layer_values
-from transition._layers_base import alias_numpy, as_tensor, zeros_tensor
+from transition._fast_init import alias_numpy, as_tensor, zeros_tensor
 
 __all__ = ["SlotsSnapshot", "optimizer_slot_lists", "snapshot_slots", "restore_slots"]
 

@@ -1,0 +1,42 @@
+"""64-byte aligned host buffers that TF adopts without a copy (DLPack); TF is imported only when adopting."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+__all__ = ["ALIGN", "ADOPT_MIN_SIZE", "aligned_empty", "aligned_array", "adopt"]
+
+ALIGN = 64  # EIGEN_MAX_ALIGN_BYTES: TF adopts a buffer this aligned without copying it
+ADOPT_MIN_SIZE = 65536  # elements; below this TF's own conversion (one small copy) is as fast
+
+
+def aligned_empty(nbytes: int, *, zeros: bool = False) -> np.ndarray:
+    """An uninitialised (or zeroed: lazily, calloc) uint8 array of `nbytes` whose data is `ALIGN`-byte aligned."""
+    buf = (np.zeros if zeros else np.empty)(nbytes + ALIGN, np.uint8)
+    start = (-buf.ctypes.data) % ALIGN
+    return buf[start : start + nbytes]
+
+
+def aligned_array(shape: Sequence[int], dtype: Any, *, zeros: bool = False) -> np.ndarray:
+    """An uninitialised (or zeroed) C-contiguous aligned array of that shape and dtype (so TF can adopt it)."""
+    np_dtype = np.dtype(dtype)
+    shape = tuple(int(d) for d in shape)
+    size = int(np.prod(shape, dtype=np.int64))
+    return aligned_empty(size * np_dtype.itemsize, zeros=zeros).view(np_dtype).reshape(shape)
+
+
+def adopt(arr: np.ndarray) -> Any:
+    """A TF tensor sharing `arr`'s memory (from `aligned_array`; the caller must not write to it afterwards).
+
+    Small arrays, and dtypes DLPack does not take, are converted by TF (one copy)."""
+    import tensorflow as tf
+
+    if arr.size < ADOPT_MIN_SIZE:
+        return tf.convert_to_tensor(arr)
+    try:
+        return tf.experimental.dlpack.from_dlpack(arr.__dlpack__())
+    except Exception:  # noqa: BLE001 - DLPack does not take it: TF's own (slower) conversion
+        return tf.convert_to_tensor(arr)
