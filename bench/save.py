@@ -8,7 +8,8 @@ step is blocked by save_async <= 2x a memcpy of the params. The store fsyncs eve
 tf.train.Checkpoint.write never fsyncs. So the comparison is made both ways, like for like: both with fsync
 (TF's files fsynced after its write) and both without (the store's fsyncs switched off for that one run). The
 "fsync" column says which figures include it. Before each timed write, os.sync() (not timed) flushes what earlier
-runs left dirty, so that no contender pays for another's writeback.
+runs left dirty, so that no contender pays for another's writeback; the writers are timed round-robin (best of
+--repeat each), so that the load of a shared machine hits them alike.
 """
 
 from __future__ import annotations
@@ -63,21 +64,14 @@ def main() -> None:
     results: dict[str, float] = {}
     fsyncs: dict[str, str] = {}  # name -> "yes" / "no" / "" (not a write)
 
-    def timed(name: str, fn, *, fsync: str = "", before=None) -> None:
-        def prepare():  # every write starts without dirty pages of an earlier one (os.sync is not timed)
-            if before is not None:
-                before()
-            if fsync:
-                os.sync()
-
-        results[name] = _timed(fn, args.repeat, prepare)
-        fsyncs[name] = fsync
+    def timed(name: str, fn) -> None:
+        results[name] = _timed(fn, args.repeat)
+        fsyncs[name] = ""
 
     try:
-        # raw numpy: the same bytes into one file (plain buffered Python I/O), fsync; read back
         raw_path = os.path.join(workdir, "raw.bin")
 
-        def raw_write(sync: bool):
+        def raw_write(sync: bool):  # the same bytes into one file with plain buffered Python I/O
             with open(raw_path, "wb") as f:
                 for a in arrays.values():
                     f.write(memoryview(a))
@@ -94,29 +88,20 @@ def main() -> None:
                     out[k] = buf
             return out
 
-        timed("raw numpy write", lambda: raw_write(False), fsync="no")
-        timed("raw numpy write + fsync", lambda: raw_write(True), fsync="yes")
-        timed("raw numpy read", raw_read)
-        os.remove(raw_path)
-
-        # tf.train.Checkpoint (writes its files under temporary names and renames them; never fsyncs)
+        # tf.train.Checkpoint writes its files under temporary names and renames them; it never fsyncs
         ckpt = tf.train.Checkpoint(**{k.replace("/", "_"): v for k, v in variables.items()})
-        tf_prefix = os.path.join(workdir, "tfckpt")
-        timed("tf.train.Checkpoint.write", lambda: ckpt.write(tf_prefix), fsync="no")
+        tf_dir = os.path.join(workdir, "tf")
+        os.makedirs(tf_dir)
+        tf_prefix = os.path.join(tf_dir, "ckpt")
 
-        def tf_write_fsync():  # what TF's write costs when made durable like the store's
+        def tf_write(sync: bool):
             ckpt.write(tf_prefix)
-            for name in os.listdir(workdir):
-                fd = os.open(os.path.join(workdir, name), os.O_RDONLY)
-                os.fsync(fd)
-                os.close(fd)
+            if sync:  # what TF's write costs when made durable like the store's
+                for name in os.listdir(tf_dir):
+                    fd = os.open(os.path.join(tf_dir, name), os.O_RDONLY)
+                    os.fsync(fd)
+                    os.close(fd)
 
-        timed("tf.train.Checkpoint.write + fsync", tf_write_fsync, fsync="yes")
-        timed("tf.train.Checkpoint.read", lambda: ckpt.read(tf_prefix).assert_consumed())
-        for name in os.listdir(workdir):
-            os.remove(os.path.join(workdir, name))
-
-        # the store (numpy params: no copy needed for a synchronous save)
         model = os.path.join(workdir, "net")
         with CheckpointStore(model, keep=KeepPolicy(keep_last=None)) as store:  # deleting is not timed
             epoch = iter(range(1, 1000))
@@ -126,15 +111,34 @@ def main() -> None:
                 for info in store.list()[:-1]:
                     _atomic.delete_checkpoint(info.prefix)
 
-            timed("store.save (numpy)", lambda: store.save(next(epoch), 0, arrays), fsync="yes", before=clear)
-            timed("store.save (tf.Variables)", lambda: store.save(next(epoch), 0, variables), fsync="yes",
-                  before=clear)
-            _atomic.DURABLE = False  # like tf.train.Checkpoint.write: no fsync (for this comparison only)
-            try:
-                timed("store.save (tf.Variables), no fsync", lambda: store.save(next(epoch), 0, variables),
-                      fsync="no", before=clear)
-            finally:
-                _atomic.DURABLE = True
+            def store_save(values, durable=True):
+                _atomic.DURABLE = durable  # False: like tf.train.Checkpoint.write, no fsync (this comparison only)
+                try:
+                    store.save(next(epoch), 0, values)
+                finally:
+                    _atomic.DURABLE = True
+
+            writers = [  # (name, fsync, fn); timed round-robin, so that load swings hit every contender alike
+                ("raw numpy write", "no", lambda: raw_write(False)),
+                ("raw numpy write + fsync", "yes", lambda: raw_write(True)),
+                ("tf.train.Checkpoint.write", "no", lambda: tf_write(False)),
+                ("tf.train.Checkpoint.write + fsync", "yes", lambda: tf_write(True)),
+                ("store.save (numpy)", "yes", lambda: store_save(arrays)),
+                ("store.save (tf.Variables)", "yes", lambda: store_save(variables)),
+                ("store.save (tf.Variables), no fsync", "no", lambda: store_save(variables, durable=False)),
+            ]
+            for _ in range(args.repeat):
+                for name, fsync, fn in writers:
+                    clear()
+                    os.sync()  # no contender pays for the writeback of another (not timed)
+                    t = time.perf_counter()
+                    fn()
+                    results[name] = min(results.get(name, float("inf")), time.perf_counter() - t)
+                    fsyncs[name] = fsync
+            timed("raw numpy read", raw_read)
+            timed("tf.train.Checkpoint.read", lambda: ckpt.read(tf_prefix).assert_consumed())
+            os.remove(raw_path)
+            shutil.rmtree(tf_dir)
             info = store.latest_good()  # verifies the checksums
             timed("store.latest_good (verify crc)", store.latest_good)
             timed("store.restore (no re-verify)", lambda: store.restore(info))
@@ -172,6 +176,9 @@ def main() -> None:
                                                                     "tf.train.Checkpoint.write + fsync"), 1.0),
         ("save vs tf.train.Checkpoint.write, both without fsync", speed("store.save (tf.Variables), no fsync",
                                                                        "tf.train.Checkpoint.write"), 1.0),
+        ("save (tf.Variables) vs raw numpy write, both with fsync", speed("store.save (tf.Variables)",
+                                                                         "raw numpy write + fsync"), 0.7),
+        # numpy arrays are 16-byte aligned; TF takes a buffer without a copy only when 64-byte aligned: one memcpy
         ("save (numpy) vs raw numpy write, both with fsync", speed("store.save (numpy)", "raw numpy write + fsync"),
          0.7),
         ("restore vs tf.train.Checkpoint.read", speed("store.restore (no re-verify)", "tf.train.Checkpoint.read"),

@@ -398,19 +398,20 @@ def test_damaged_h5_is_a_checkpoint_error(tmp_path):
 
 # --- direct reads from the data files (offsets from the .index, TF's crc32c) ----------------------------------------
 
-from transition._reader_tf import (  # noqa: E402
-    _CRC_SYMBOL, TFBundleReader, _crc32c_function, _dynamic_symbols, crc32c, parse_bundle_index,
+from transition._bundle_index import (  # noqa: E402
+    _CRC_SYMBOL, _StringView, _absl_crc32c, _absl_extend, _dynamic_symbols, crc32c, crc32c_available,
+    parse_bundle_index,
 )
+from transition._reader_tf import TFBundleReader  # noqa: E402
 
-needs_crc32c = pytest.mark.skipif(_crc32c_function() is None, reason="no crc32c found in TF's library")
+needs_crc32c = pytest.mark.skipif(not crc32c_available(), reason="no crc32c found (google-crc32c or TF's library)")
+needs_absl_crc32c = pytest.mark.skipif(_absl_crc32c() is None, reason="no crc32c found in TF's library")
 
 
-@needs_crc32c
+@needs_absl_crc32c
 def test_crc32c_symbol_is_found_by_scanning_the_library():
     """The fallback for another absl version: the symbol found in the ELF dynamic string table works."""
     import ctypes
-
-    from transition._reader_tf import _StringView
 
     path = os.path.join(os.path.dirname(tf.__file__), "libtensorflow_framework.so.2")
     found = [m.group(0).decode() for m in _CRC_SYMBOL.finditer(_dynamic_symbols(path))]
@@ -439,12 +440,35 @@ def test_crc32c_matches_the_reference_and_extends(a, b):
     assert crc32c(b, crc32c(a)) == crc32c(a + b) == _crc32c_reference(b, _crc32c_reference(a))
 
 
+_CRC_VECTORS = [  # RFC 3720 B.4 and the usual check value
+    (b"123456789", 0xE3069283), (bytes(32), 0x8A9136AA), (b"\xff" * 32, 0x62A8AB43),
+    (np.arange(32, dtype=np.uint8), 0x46DD794E),
+]
+
+
 @needs_crc32c
-def test_crc32c_known_vectors():  # RFC 3720 B.4 and the usual check value
-    assert crc32c(b"123456789") == 0xE3069283
-    assert crc32c(bytes(32)) == 0x8A9136AA
-    assert crc32c(b"\xff" * 32) == 0x62A8AB43
-    assert crc32c(np.arange(32, dtype=np.uint8)) == 0x46DD794E
+def test_crc32c_known_vectors():
+    for data, want in _CRC_VECTORS:
+        assert crc32c(data) == want
+
+
+@needs_absl_crc32c
+def test_tf_crc32c_known_vectors_even_where_google_crc32c_is_preferred():
+    for data, want in _CRC_VECTORS:
+        assert _absl_extend(0, np.frombuffer(data, np.uint8)) == want
+    big = np.frombuffer(RNG.bytes(1 << 20), np.uint8)
+    assert _absl_extend(_absl_extend(0, big[:1000]), big[1000:]) == _absl_extend(0, big)
+
+
+def test_google_crc32c_is_preferred_where_installed():
+    google_crc32c = pytest.importorskip("google_crc32c")
+    from transition._bundle_index import _crc32c_function, _google_crc32c
+
+    if google_crc32c.implementation != "c":
+        pytest.skip("google-crc32c without its C extension is not used")
+    assert _google_crc32c() is not None and _crc32c_function() is not _absl_extend
+    for data, want in _CRC_VECTORS:
+        assert crc32c(data) == want
 
 
 _DTYPES = {
@@ -489,6 +513,20 @@ def test_direct_reads_equal_tf_reads_for_every_dtype(many_dtypes_ckpt):
                 assert got.dtype == values[name].dtype and got.shape == np.shape(values[name])
                 np.testing.assert_array_equal(got, values[name], err_msg=name)
                 np.testing.assert_array_equal(got, slow.read(name), err_msg=name)
+
+
+def test_without_a_crc32c_tf_reads_every_value(many_dtypes_ckpt, monkeypatch):
+    """Where no crc32c is found (another platform or TF build) TF's own reader gives the same values."""
+    from transition import _reader_tf
+
+    monkeypatch.setattr(_reader_tf, "_crc32c_function", lambda: None)
+    prefix, values = many_dtypes_ckpt
+    with TFBundleReader(prefix) as reader:
+        for name in reader.names():
+            assert reader._read_direct(name) is None, name
+            for got in (reader.read(name), np.asarray(reader.read_for_assign(name))):
+                assert got.dtype == values[name].dtype and got.shape == np.shape(values[name])
+                np.testing.assert_array_equal(got, values[name], err_msg=name)
 
 
 @needs_crc32c

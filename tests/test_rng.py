@@ -221,3 +221,31 @@ def test_failed_restore_changes_nothing():
     with pytest.raises(ConfigError, match="drop_x/0"):
         restore_rng_state(state, model, {"g": gen})
     assert (random.getstate(), gen.bit_generator.state) == before
+
+
+def test_capture_under_op_determinism_without_a_tf_generator(tmp_path):
+    """Under op determinism TF refuses to create its global generator; capture must still work (no TF state) and
+    a generator set later is captured and restored as usual. Runs in a subprocess: determinism is process-wide."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(
+        """
+        import tensorflow as tf
+        from transition._rng import capture_rng_state, restore_rng_state
+        tf.config.experimental.enable_op_determinism()
+        state = capture_rng_state()
+        assert state.tf_global is None, state.tf_global
+        tf.random.set_global_generator(tf.random.Generator.from_seed(7))
+        state = capture_rng_state()
+        a = tf.random.get_global_generator().normal([3]).numpy().tolist()
+        restore_rng_state(state)
+        b = tf.random.get_global_generator().normal([3]).numpy().tolist()
+        assert a == b, (a, b)
+        print("OK")
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip().endswith("OK")

@@ -1,13 +1,15 @@
 """Tests of the epoch transition and of carrying optimizer slots through it (small real networks)."""
 
+from typing import Any
+
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from transition._errors import ConfigError, ShapeMismatchError
-from transition._importing import ParamStatus
 from transition._fast_init import alias_numpy
+from transition._importing import ParamStatus
 from transition._network import Network
 from transition._slots import optimizer_slot_lists, snapshot_slots
 from transition._transition import transition_network
@@ -62,14 +64,21 @@ def test_grow_by_one_layer_copies_and_keeps_init():
     assert set(res.timings) >= {"snapshot", "build", "import"}
 
 
+def _grow_two_inputs(old_dims: tuple[int, int], new_dims: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, Any]:
+    """The output W (reading layers "a" and "b") before and after a "subset" transition that resizes a / b, and
+    the transition's result."""
+    def net(dims: tuple[int, int]) -> dict:
+        return {"a": lin(dims[0], "data"), "b": lin(dims[1], "data"), "output": out(["a", "b"])}
+
+    old = Network.from_dict(net(old_dims), ED)
+    w_old = old.layers["output"].params["W"].numpy().copy()
+    res = transition_network(old, net(new_dims), extern_data=ED, epoch=2, copy_param_mode="subset")
+    return w_old, res.network.layers["output"].params["W"].numpy(), res
+
+
 def test_first_of_two_inputs_grows_rows_land_at_offset():
     # an output reading ["a", "b"] where a grows 3 -> 5: b's rows must land at rows 5..7
-    old_dict = {"a": lin(3, "data"), "b": lin(3, "data"), "output": out(["a", "b"])}
-    new_dict = {"a": lin(5, "data"), "b": lin(3, "data"), "output": out(["a", "b"])}
-    old = Network.from_dict(old_dict, ED)
-    w_old = old.layers["output"].params["W"].numpy().copy()
-    res = transition_network(old, new_dict, extern_data=ED, epoch=2, copy_param_mode="subset")
-    w_new = res.network.layers["output"].params["W"].numpy()
+    w_old, w_new, res = _grow_two_inputs((3, 3), (5, 3))
     assert w_new.shape == (8, 3)
     np.testing.assert_array_equal(w_new[0:3], w_old[0:3])
     np.testing.assert_array_equal(w_new[5:8], w_old[3:6])
@@ -260,12 +269,7 @@ def test_slots_of_foreign_variable_is_error():
 
 def test_matches_returnn_subset_when_first_part_is_last():
     # Growing the LAST of two inputs is the case RETURNN also gets right; ours must agree with the plain overlap.
-    old_dict = {"a": lin(3, "data"), "b": lin(2, "data"), "output": out(["a", "b"])}
-    new_dict = {"a": lin(3, "data"), "b": lin(4, "data"), "output": out(["a", "b"])}
-    old = Network.from_dict(old_dict, ED)
-    w_old = old.layers["output"].params["W"].numpy().copy()
-    res = transition_network(old, new_dict, extern_data=ED, epoch=2, copy_param_mode="subset")
-    w_new = res.network.layers["output"].params["W"].numpy()
+    w_old, w_new, _ = _grow_two_inputs((3, 2), (3, 4))
     np.testing.assert_array_equal(w_new[:5], w_old)
 
 

@@ -14,7 +14,7 @@ ADOPT_MIN_SIZE = 65536  # elements; below this TF's own conversion (one small co
 
 
 def aligned_empty(nbytes: int, *, zeros: bool = False) -> np.ndarray:
-    """An uninitialised (or zeroed: lazily, calloc) uint8 array of `nbytes` whose data is `ALIGN`-byte aligned."""
+    """An uninitialised (or zeroed: lazily, calloc) uint8 array of `nbytes`; its data (if any) is `ALIGN`-aligned."""
     buf = (np.zeros if zeros else np.empty)(nbytes + ALIGN, np.uint8)
     start = (-buf.ctypes.data) % ALIGN
     return buf[start : start + nbytes]

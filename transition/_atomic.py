@@ -260,10 +260,11 @@ class PendingSave:
             _write_bytes(self.prefix + PENDING_SUFFIX, json.dumps({"pid": os.getpid(), "time": time.time()}).encode())
             _fsync(self._directory, directory=True)
             fault_point("pending_created")
-            _remove(self.prefix + COMMIT_SUFFIX)
+            removed = _remove(self.prefix + COMMIT_SUFFIX)
             for name in _files_of(self.prefix):
-                _remove(os.path.join(self._directory, name))
-            _fsync(self._directory, directory=True)
+                removed = _remove(os.path.join(self._directory, name)) or removed
+            if removed:  # a new prefix (the usual case) has nothing to remove: no second directory fsync
+                _fsync(self._directory, directory=True)
         except CheckpointError:
             raise
         except Exception as exc:  # noqa: BLE001 - OSError, tf.errors.OpError

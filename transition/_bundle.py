@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from transition._aligned import ALIGN as _ALIGN
+from transition._aligned import aligned_empty
 from transition._errors import CheckpointError
 
 __all__ = [
@@ -37,14 +39,7 @@ def _check_names(names: Iterable[str]) -> None:
             raise CheckpointError(f"bad tensor name {name!r} for a checkpoint bundle: use a non-empty 'layer/param'")
 
 
-_ALIGN = 64  # EIGEN_MAX_ALIGN_BYTES: TF may use a buffer this aligned without copying it
 _ZERO_COPY_MIN_BYTES = 1 << 16
-
-
-def _aligned_empty(nbytes: int) -> np.ndarray:
-    buf = np.empty(nbytes + _ALIGN, np.uint8)
-    offset = (-buf.ctypes.data) % _ALIGN
-    return buf[offset : offset + nbytes]
 
 
 def aligned_copy(value: Any, buffer: np.ndarray | None = None) -> np.ndarray:
@@ -55,7 +50,7 @@ def aligned_copy(value: Any, buffer: np.ndarray | None = None) -> np.ndarray:
     """
     source = np.asarray(value)  # a CPU tensor: a view of its buffer
     if buffer is None or buffer.nbytes != source.nbytes:
-        buffer = _aligned_empty(source.nbytes)
+        buffer = aligned_empty(source.nbytes)
     out = buffer.view(source.dtype).reshape(source.shape)
     np.copyto(out, source, casting="no")
     return out

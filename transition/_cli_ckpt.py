@@ -90,7 +90,7 @@ def _add_flags(p: argparse.ArgumentParser, *, force: str | None = None) -> None:
     p.add_argument("--json", action="store_true", help="print JSON for scripts")
 
 
-def register(subparsers) -> None:
+def register(subparsers: argparse._SubParsersAction) -> None:
     """Add `inspect`, `convert` and `avg` to the `transition` command line."""
     p = subparsers.add_parser(
         "inspect",

@@ -40,6 +40,7 @@ def is_uncommitted(prefix: str) -> bool:
 
 
 def bundle_exists(prefix: str) -> bool:
+    """Whether a TF checkpoint's `.index` or `.meta` file exists at `prefix`."""
     return any(os.path.isfile(prefix + s) for s in _TF_SUFFIXES)
 
 

@@ -76,6 +76,7 @@ class ParamRecord:
 
     @property
     def name(self) -> str:
+        """The full param name `layer/param`."""
         return f"{self.layer}/{self.param}"
 
 

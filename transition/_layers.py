@@ -65,8 +65,7 @@ class LinearLayer(_DropoutMixin):
             self.opts["n_out"] = n_out = self.target_info.dim
         n_out = self.check_int("n_out")
         self._activation_fn = get_activation(self.name, self._activation_name())
-        if not isinstance(self.opts["with_bias"], bool):
-            raise self.option_error("with_bias", self.opts["with_bias"], "give True or False")
+        self.check_bool("with_bias")
         self._init_dropout()
         return DataInfo(dim=n_out, time=self.time())
 
@@ -83,7 +82,7 @@ class LinearLayer(_DropoutMixin):
         if self.opts["with_bias"]:
             self.add_param("b", (n_out,), "zeros")
 
-    def forward(self, inputs, training, logits=False):
+    def forward(self, inputs: list[tf.Tensor], training: bool, logits: bool = False) -> tf.Tensor:
         w = self.params["W"]
         if self.sources[0].sparse:
             x = tf.gather(w, tf.cast(inputs[0], "int32"))
@@ -119,7 +118,7 @@ class CopyLayer(_DropoutMixin):
             return src
         return DataInfo(dim=self.in_dim(), time=self.time())
 
-    def forward(self, inputs, training, logits=False):
+    def forward(self, inputs: list[tf.Tensor], training: bool, logits: bool = False) -> tf.Tensor:
         return self._dropout(self.concat(inputs), training)
 
 
@@ -139,7 +138,7 @@ class ActivationLayer(NetLayer):
         self._activation_fn = get_activation(self.name, self.opts["activation"])
         return DataInfo(dim=self.in_dim(), time=self.time())
 
-    def forward(self, inputs, training, logits=False):
+    def forward(self, inputs: list[tf.Tensor], training: bool, logits: bool = False) -> tf.Tensor:
         return self._activation_fn(self.concat(inputs))
 
 
@@ -163,7 +162,7 @@ class CombineLayer(NetLayer):
         self._activation_fn = get_activation(self.name, self.opts["activation"])
         return DataInfo(dim=dims[0], time=self.time())
 
-    def forward(self, inputs, training, logits=False):
+    def forward(self, inputs: list[tf.Tensor], training: bool, logits: bool = False) -> tf.Tensor:
         kind = self.opts["kind"]
         out = inputs[0]
         for x in inputs[1:]:
@@ -181,7 +180,7 @@ class LayerNormLayer(NetLayer):
         self.add_param("scale", (self.in_dim(),), "ones", split_info=[dims])
         self.add_param("bias", (self.in_dim(),), "zeros", split_info=[dims])
 
-    def forward(self, inputs, training, logits=False):
+    def forward(self, inputs: list[tf.Tensor], training: bool, logits: bool = False) -> tf.Tensor:
         x = self.concat(inputs)
         mean = tf.reduce_mean(x, axis=-1, keepdims=True)
         var = tf.reduce_mean(tf.square(x - mean), axis=-1, keepdims=True)
@@ -213,7 +212,7 @@ class BatchNormLayer(NetLayer):
         self.add_param("batch_norm/v2_gamma", (n,), "ones", split_info=dims)
         self.add_param("batch_norm/v2_beta", (n,), "zeros", split_info=dims)
 
-    def forward(self, inputs, training, logits=False):
+    def forward(self, inputs: list[tf.Tensor], training: bool, logits: bool = False) -> tf.Tensor:
         x = self.concat(inputs)
         p = self.params
         mean_v, var_v = p["batch_norm/v2_mean"], p["batch_norm/v2_variance"]
@@ -254,15 +253,13 @@ class ConvLayer(NetLayer):
     keeps_time_length = False  # strides / "valid" padding change it
 
     def output_info(self) -> DataInfo:
-        if not self.time():
-            raise self.option_error("from", self.layer_dict.get("from"), "conv needs a source with a time axis")
+        self.require_time()
         self._filter = _one_int(self, "filter_size")
         self._strides = _one_int(self, "strides")
         self._dilation = _one_int(self, "dilation_rate")
         if self.opts["padding"] not in ("same", "valid"):
             raise self.option_error("padding", self.opts["padding"], "use 'same' or 'valid'")
-        if not isinstance(self.opts["with_bias"], bool):
-            raise self.option_error("with_bias", self.opts["with_bias"], "give True or False")
+        self.check_bool("with_bias")
         self._activation_fn = get_activation(self.name, self.opts["activation"])
         return DataInfo(dim=self.check_int("n_out"), time=True)
 
@@ -275,7 +272,7 @@ class ConvLayer(NetLayer):
         if self.opts["with_bias"]:
             self.add_param("bias", (n_out,), "zeros")
 
-    def forward(self, inputs, training, logits=False):
+    def forward(self, inputs: list[tf.Tensor], training: bool, logits: bool = False) -> tf.Tensor:
         x = self.concat(inputs)
         y = tf.nn.conv1d(
             x, self.params["W"], stride=self._strides, padding=self.opts["padding"].upper(),

@@ -271,6 +271,20 @@ class NetLayer(keras.layers.Layer):
             raise self.option_error(option, value, f"give an int >= {minimum}")
         return value
 
+    def check_bool(self, option: str) -> bool:
+        """The option as True / False, else a ConfigError naming the option."""
+        value = self.opts[option]
+        if not isinstance(value, bool):
+            raise self.option_error(option, value, "give True or False")
+        return value
+
+    def require_time(self) -> None:
+        """A ConfigError naming this layer unless its sources have a time axis."""
+        if not self.time():
+            raise self.option_error(
+                "from", self.layer_dict.get("from"), f"{self.layer_dict.get('class')} needs a source with a time axis"
+            )
+
     def source_dims(self) -> list[int]:
         """The feature dim of each source: the parts of a concatenated input's feature axis."""
         return [s.dim for s in self.sources]
@@ -333,16 +347,18 @@ class NetLayer(keras.layers.Layer):
 
     # -- Keras -------------------------------------------------------------------------------------------------
 
-    def build(self, input_shape=None) -> None:
+    def build(self, input_shape: Any = None) -> None:
+        """Keras' build: creates the params (`create_params`)."""
         self.create_params()
         self.built = True
 
-    def call(self, inputs, training=None, logits=False):
+    def call(self, inputs: Any, training: bool | None = None, logits: bool = False) -> tf.Tensor:
+        """Keras' call: `forward` on the list of source tensors."""
         if not isinstance(inputs, (list, tuple)):
             inputs = [inputs]
         return self.forward(list(inputs), bool(training), logits=logits)
 
-    def compute_output_spec(self, inputs, training=None, logits=False):
+    def compute_output_spec(self, inputs: Any, training: bool | None = None, logits: bool = False) -> Any:
         """The symbolic output, from `out_info` (Keras would otherwise trace `forward` in a TF graph per layer,
         ~20 ms each). Classes with `trace_output_spec = True` are traced."""
         if type(self).trace_output_spec:
@@ -372,4 +388,5 @@ class NetLayer(keras.layers.Layer):
         """Create the params with `self.add_param`; default: none."""
 
     def forward(self, inputs: list[tf.Tensor], training: bool, logits: bool = False) -> tf.Tensor:
+        """The output from the source tensors (the pre-softmax logits if `logits` and `provides_logits`)."""
         raise NotImplementedError(f"layer class {type(self).__name__} does not implement forward()")

@@ -27,8 +27,7 @@ class RecLayer(NetLayer):
             raise self.option_error("unit", unit, f"supported units: {list(LSTM_UNITS)}")
         if self.opts["direction"] not in (1, -1):
             raise self.option_error("direction", self.opts["direction"], "use 1 (forward) or -1 (backward)")
-        if not self.time():
-            raise self.option_error("from", self.layer_dict.get("from"), "rec needs a source with a time axis")
+        self.require_time()
         return DataInfo(dim=self.check_int("n_out"), time=True)
 
     def create_params(self) -> None:
@@ -38,7 +37,7 @@ class RecLayer(NetLayer):
         self.add_param("W_re", (n, 4 * n), "glorot_uniform", split_info=[[n], gates])
         self.add_param("b", (4 * n,), "zeros", split_info=[gates])
 
-    def forward(self, inputs, training, logits=False):
+    def forward(self, inputs: list[tf.Tensor], training: bool, logits: bool = False) -> tf.Tensor:
         n = self.opts["n_out"]
         x = self.concat(inputs)  # [B, T, n_in]
         z = tf.tensordot(x, self.params["W"], [[2], [0]]) + self.params["b"]  # [B, T, 4n]

@@ -42,10 +42,17 @@ Shape = tuple[int, ...]
 class CheckpointSource(Protocol):
     """What loading needs from a checkpoint: names, shapes and dtypes without reading, and `read` per name."""
 
-    def names(self) -> Iterable[str]: ...
-    def shape(self, name: str) -> Shape: ...
-    def dtype(self, name: str) -> np.dtype: ...
-    def read(self, name: str) -> np.ndarray: ...
+    def names(self) -> Iterable[str]:
+        """All names in the checkpoint."""
+
+    def shape(self, name: str) -> Shape:
+        """The shape of `name`, without reading its value."""
+
+    def dtype(self, name: str) -> np.dtype:
+        """The dtype of `name`, without reading its value."""
+
+    def read(self, name: str) -> np.ndarray:
+        """The value of `name`."""
 
 
 class DictSource:

@@ -11,6 +11,7 @@ import numpy as np
 import tensorflow as tf
 
 from transition._errors import ConfigError, did_you_mean
+from transition._fast_init import alias_numpy, as_tensor
 from transition._importing import (
     ImportReport,
     ParamRecord,
@@ -22,7 +23,6 @@ from transition._importing import (
     import_layer_values,
 )
 from transition._layers import LinearLayer  # noqa: F401  (registers the built-in layer classes)
-from transition._fast_init import alias_numpy, as_tensor
 from transition._layers_base import NetLayer
 from transition._network_build import build_from_dict, parse_extern_data
 from transition._split import whole_axis_splits
@@ -69,7 +69,9 @@ class Layer:
         return {p: np.asarray(v.numpy()) for p, v in self.params.items()}
 
     def _pending_initial(self) -> dict[str, Any]:
-        return getattr(self.keras_layer, "initialized_from_values", {}) if isinstance(self.keras_layer, NetLayer) else {}
+        if not isinstance(self.keras_layer, NetLayer):
+            return {}
+        return getattr(self.keras_layer, "initialized_from_values", {})
 
     def _new_value(self, param: str) -> np.ndarray:
         """The fresh init: drawn anew if the variable was created from an old value, else its current value."""
@@ -104,7 +106,9 @@ class Layer:
         pending = self._pending_initial()
         if callable(importer):
             importer_kwargs.setdefault("new_layer_dict", self.layer_dict)
-            call_custom_importer(importer, layer=self, values_dict=values_dict, split_info=split_info, **importer_kwargs)
+            call_custom_importer(
+                importer, layer=self, values_dict=values_dict, split_info=split_info, **importer_kwargs
+            )
             pending.clear()
             return ImportReport(tuple(custom_import_records(self.name, values_dict, new_shapes)))
         if importer is not None:
@@ -269,13 +273,33 @@ class Network:
                 f"set_params_by_serialized needs a ParamsSnapshot, got {type(snapshot).__name__}; wrap a dict with "
                 "ParamsSnapshot(values_dict=...)"
             )
-        copy_param_mode = check_copy_param_mode(copy_param_mode)
+        return self._import_snapshot(
+            snapshot,
+            check_copy_param_mode(copy_param_mode),
+            ignore_wrong_shape,
+            ignore_non_existing,
+            lambda name, layer: importer_kwargs,
+        )
+
+    def _import_snapshot(
+        self,
+        snapshot: ParamsSnapshot,
+        copy_param_mode: str | None,
+        ignore_wrong_shape: bool,
+        ignore_non_existing: bool,
+        layer_kwargs: Callable[[str, Layer], Mapping[str, Any]],
+        *,
+        source: str = "the snapshot",
+        target: str = "the network",
+    ) -> ImportReport:
+        """`set_params_by_serialized` with the importer keywords given per layer (`layer_kwargs(name, layer)`);
+        `source` / `target` name the two sides in errors and records."""
         missing = [name for name in snapshot.values_dict if name not in self.layers]
         if missing and not ignore_non_existing:
             name = missing[0]
             raise ConfigError(
-                f"the snapshot has layer {name!r}, which the network does not have{did_you_mean(name, self.layers)}; "
-                "pass ignore_non_existing=True to skip it"
+                f"{source} has layer {name!r}, which {target} does not have{did_you_mean(name, self.layers)}; "
+                "pass ignore_non_existing=True to skip its params"
             )
         records: list[ParamRecord] = []
         report = ImportReport()
@@ -287,17 +311,17 @@ class Network:
                     ignore_wrong_shape=ignore_wrong_shape,
                     split_info=snapshot.split_info.get(name),
                     ignore_unknown=ignore_non_existing,
-                    **importer_kwargs,
+                    **layer_kwargs(name, layer),
                 )
             else:
-                layer._reset_uncopied_initial_values()
+                layer._reset_uncopied_initial_values()  # e.g. a transition callback removed the layer's entry
                 records += [
                     ParamRecord(name, p, ParamStatus.KEPT_INIT, None, tuple(int(d) for d in v.shape), "new layer")
                     for p, v in layer.params.items()
                 ]
         for name in missing:
             records += [
-                ParamRecord(name, p, ParamStatus.IGNORED, tuple(np.shape(v)), None, "layer not in the network")
+                ParamRecord(name, p, ParamStatus.IGNORED, tuple(np.shape(v)), None, f"layer not in {target}")
                 for p, v in snapshot.values_dict[name].items()
             ]
         self.global_train_step = int(snapshot.global_train_step)
@@ -365,7 +389,8 @@ def _layer_loss(loss: str, y: tf.Tensor, target: tf.Tensor, is_logits: bool) -> 
         if is_logits:
             ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=tf.cast(target, "int32"), logits=y)
         else:
-            ce = -tf.math.log(tf.clip_by_value(tf.gather(y, tf.cast(target, "int32"), batch_dims=y.shape.rank - 1), 1e-20, 1.0))
+            picked = tf.gather(y, tf.cast(target, "int32"), batch_dims=y.shape.rank - 1)
+            ce = -tf.math.log(tf.clip_by_value(picked, 1e-20, 1.0))
         return tf.reduce_mean(ce)
     t = tf.cast(target, y.dtype)
     if is_logits:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import keras
 import tensorflow as tf
@@ -12,6 +12,9 @@ from transition import _layers  # noqa: F401  (registers the built-in layer clas
 from transition._errors import ConfigError, did_you_mean
 from transition._layers_base import DataInfo, NetLayer, get_layer_class
 from transition._netdict import is_layer_key, normalize_layer_dict
+
+if TYPE_CHECKING:
+    from transition._network import Network
 
 __all__ = ["build_from_dict", "parse_extern_data"]
 
@@ -82,7 +85,9 @@ def _check_layer_name(name: Any) -> None:
         )
 
 
-def _resolve_sources(name: str, layer_dict: Mapping[str, Any], layers: Mapping[str, Any], extern: Mapping[str, DataInfo]):
+def _resolve_sources(
+    name: str, layer_dict: Mapping[str, Any], layers: Mapping[str, Any], extern: Mapping[str, DataInfo]
+) -> list[tuple[str, str]]:
     """[("data", key) | ("layer", name)] for the layer's "from"."""
     out = []
     for src in normalize_layer_dict(name, {"from": layer_dict.get("from", "data")})["from"]:
@@ -150,7 +155,13 @@ def _loss_spec(name: str, d: Mapping[str, Any], extern: Mapping[str, DataInfo]):
     return (loss, target, float(scale)), target
 
 
-def build_from_dict(cls, net_dict: Mapping[str, Any], extern_data: Mapping[str, Any], initial_values):
+def build_from_dict(
+    cls: type[Network],
+    net_dict: Mapping[str, Any],
+    extern_data: Mapping[str, Any],
+    initial_values: Mapping[str, Mapping[str, Any]],
+) -> Network:
+    """`cls.from_dict`: check the net dict, build every layer in dependency order and the Keras models."""
     from transition._network import Layer
 
     if not isinstance(net_dict, Mapping):
@@ -207,7 +218,9 @@ def build_from_dict(cls, net_dict: Mapping[str, Any], extern_data: Mapping[str, 
     keras_model = keras.Model(inputs=model_inputs, outputs=tensors["output"], name="network")
     loss_model = keras.Model(inputs=model_inputs, outputs=loss_outputs, name="network_losses") if losses else None
     layers = {
-        name: Layer(name, params=built[name].params, split_info=built[name].split_info, layer_dict=d, keras_layer=built[name])
+        name: Layer(
+            name, params=built[name].params, split_info=built[name].split_info, layer_dict=d, keras_layer=built[name]
+        )
         for name, d in layer_dicts.items()
     }
     return cls(

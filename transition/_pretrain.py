@@ -38,6 +38,7 @@ class WrapEpochValue:
     func: Callable[..., Any]
 
     def get_value(self, epoch: int) -> Any:
+        """The value for this epoch: `func(epoch=epoch)`, or `func(epoch)` without a parameter named `epoch`."""
         try:
             params = inspect.signature(self.func).parameters
         except (TypeError, ValueError):  # some builtins have no signature

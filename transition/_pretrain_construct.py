@@ -93,9 +93,11 @@ class NetSteps:
         return src not in self.layer_names
 
     def is_known_external(self, src: str) -> bool:
+        """Whether the external source `src` is known: "data", "data:x" or a name in input_layers."""
         return src == "data" or src.startswith("data:") or src in self.input_layers
 
     def is_output(self, net: Mapping[str, Any], name: str) -> bool:
+        """Whether layer `name` of `net` is an output (named in output_layers, softmax, or with a target)."""
         layer = net[name]
         return name in self.output_layers or layer.get("class") == "softmax" or "target" in layer
 

@@ -63,6 +63,7 @@ class CheckpointReader:
         return sorted(self._entries)
 
     def has(self, name: str) -> bool:
+        """Whether the checkpoint has `name` (a `:0` suffix is ignored)."""
         return strip_tensor_suffix(name) in self._entries
 
     __contains__ = has
@@ -80,12 +81,15 @@ class CheckpointReader:
         return key
 
     def shape(self, name: str) -> Shape:
+        """The shape of `name` (read from the index, not the values)."""
         return self._entries[self._lookup(name)][0]
 
     def dtype(self, name: str) -> np.dtype:
+        """The numpy dtype of `name`."""
         return self._entries[self._lookup(name)][1]
 
     def nbytes(self, name: str) -> int:
+        """The size of `name`'s value in bytes."""
         shape, dtype = self._entries[self._lookup(name)]
         return int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
 

@@ -13,8 +13,8 @@ Names:
 Reading values (`_read_direct`): a tensor's bytes are read straight from its `.data-*` file, at the offset and size
 that the bundle's `.index` gives (an SSTable of `BundleEntryProto`s: `parse_bundle_index`), into a fresh 64-byte
 aligned buffer that TF adopts without a copy (DLPack; `Variable.assign` then shares it: no copy either). Each read
-is checked against the entry's crc32c, computed by TF's own (absl's, hardware) crc32c found in TF's library. Where
-that function is not found (another platform or TF build), and for sliced (TF1 partitioned) variables, compressed
+is checked against the entry's crc32c (`_bundle_index.crc32c`: google-crc32c or TF's own, hardware). Where no
+crc32c is found (another platform or TF build), and for sliced (TF1 partitioned) variables, compressed
 index blocks, big-endian bundles and non-numeric dtypes, TF's own reader (`RestoreV2` / `get_tensor`, which checks
 the crc32c too) is used instead; both give the same values and the same CheckpointErrors for damaged files.
 """
@@ -193,7 +193,7 @@ class TFBundleReader(CheckpointReader):
     def _read_for_assign(self, name: str) -> Any:
         array = self._read_direct(name)
         if array is not None:
-            return adopt(array.view(self._entries[name][1]).reshape(self._entries[name][0]))  # TF adopts the buffer: no copy here, none in the assign
+            return adopt(array)  # TF adopts the buffer: no copy here, none in the assign
         tf = _tf()
         dtype = tf.as_dtype(self._entries[name][1])
         (tensor,) = tf.raw_ops.RestoreV2(  # one op, straight into a tensor: no numpy copy before the assign

@@ -205,6 +205,17 @@ def _bit_generator(gen: Any, name: str) -> Any:
     raise ConfigError(f"numpy generator {name!r} is a {type(gen).__name__}, not a np.random.Generator")
 
 
+def _existing_tf_global_generator(tf_mod: Any) -> Any:
+    """TF's global generator, or None where it cannot exist yet: under op determinism TF refuses to create it
+    until `tf.random.set_global_generator` was called, and a generator never created has no state to keep."""
+    try:
+        return tf_mod.random.get_global_generator()
+    except RuntimeError as exc:
+        if "determinism" in str(exc):
+            return None
+        raise
+
+
 def capture_rng_state(seed_generators: Any = (), numpy_generators: Mapping[str, Any] | None = None, *,
                       python: bool = True, numpy: bool = True, tf: bool = True, keras_global: bool = True) -> RngState:
     """Snapshot the generators: Python `random`, numpy's global generator, TF's global generator, Keras' global
@@ -229,8 +240,9 @@ def capture_rng_state(seed_generators: Any = (), numpy_generators: Mapping[str, 
     if tf:
         import tensorflow as tf_mod
 
-        g = tf_mod.random.get_global_generator()
-        tf_state = {"algorithm": int(g.algorithm), "state": np.array(g.state.numpy(), dtype=np.int64)}
+        g = _existing_tf_global_generator(tf_mod)
+        if g is not None:
+            tf_state = {"algorithm": int(g.algorithm), "state": np.array(g.state.numpy(), dtype=np.int64)}
     k_global = None
     if keras_global:
         kg = _keras_global_generator(create=False)

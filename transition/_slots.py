@@ -17,13 +17,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import attrs
+import keras
 import numpy as np
 
-import keras
-
 from transition._errors import TransitionError
-from transition._importing import ImportReport, ParamRecord, ParamStatus, import_layer_values
 from transition._fast_init import alias_numpy, as_tensor, zeros_tensor
+from transition._importing import ImportReport, ParamRecord, ParamStatus, import_layer_values
 
 __all__ = ["SlotsSnapshot", "optimizer_slot_lists", "snapshot_slots", "restore_slots"]
 
@@ -41,6 +40,7 @@ class SlotsSnapshot:
 
     @property
     def nbytes(self) -> int:
+        """The size of all slot arrays in bytes."""
         return sum(int(a.nbytes) for s in self.slots.values() for layer in s.values() for a in layer.values())
 
 

@@ -13,8 +13,7 @@ from typing import Any
 import attrs
 import numpy as np
 
-from transition._errors import ConfigError, did_you_mean
-from transition._importing import ImportReport, ParamRecord, ParamsSnapshot, ParamStatus, check_copy_param_mode
+from transition._importing import ImportReport, ParamsSnapshot, check_copy_param_mode
 from transition._netdict import NetDictDiff, diff_net_dicts, is_layer_key
 from transition._network import Network
 from transition._slots import SlotsSnapshot, restore_slots, snapshot_slots
@@ -130,37 +129,16 @@ def _import(
     old_layer_dicts: Mapping[str, Any],
 ) -> ImportReport:
     """Like `Network.set_params_by_serialized`, but gives each layer's importer its own old layer dict."""
-    missing = [name for name in snapshot.values_dict if name not in network.layers]
-    if missing and not ignore_non_existing:
-        raise ConfigError(
-            f"the old network has layer {missing[0]!r}, which the new net dict does not have"
-            f"{did_you_mean(missing[0], network.layers)}; pass ignore_non_existing=True to drop its params"
-        )
-    report = ImportReport()
-    records: list[ParamRecord] = []
-    for name, layer in network.layers.items():
-        if name in snapshot.values_dict:
-            old_dict = old_layer_dicts.get(name)
-            report += layer.set_param_values_by_dict(
-                snapshot.values_dict[name],
-                copy_param_mode=mode,
-                ignore_wrong_shape=ignore_wrong_shape,
-                split_info=snapshot.split_info.get(name),
-                ignore_unknown=ignore_non_existing,
-                epoch=epoch,
-                old_layer_dict=dict(old_dict) if isinstance(old_dict, Mapping) else None,
-                new_layer_dict=layer.layer_dict,
-            )
-        else:
-            layer._reset_uncopied_initial_values()  # e.g. the callback removed the layer from the snapshot
-            records += [
-                ParamRecord(name, p, ParamStatus.KEPT_INIT, None, tuple(int(d) for d in v.shape), "new layer")
-                for p, v in layer.params.items()
-            ]
-    for name in missing:
-        records += [
-            ParamRecord(name, p, ParamStatus.IGNORED, tuple(np.shape(v)), None, "layer not in the new network")
-            for p, v in snapshot.values_dict[name].items()
-        ]
-    network.global_train_step = int(snapshot.global_train_step)
-    return report + ImportReport(tuple(records))
+
+    def layer_kwargs(name: str, layer: Any) -> dict[str, Any]:
+        old_dict = old_layer_dicts.get(name)
+        return {
+            "epoch": epoch,
+            "old_layer_dict": dict(old_dict) if isinstance(old_dict, Mapping) else None,
+            "new_layer_dict": layer.layer_dict,
+        }
+
+    return network._import_snapshot(
+        snapshot, mode, ignore_wrong_shape, ignore_non_existing, layer_kwargs,
+        source="the old network", target="the new network",
+    )
