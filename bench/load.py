@@ -33,15 +33,7 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 import numpy as np  # noqa: E402
 
-
-def net_dict(n_layers: int, units: int) -> dict:
-    d = {}
-    src = "data"
-    for i in range(n_layers - 1):
-        d[f"l{i}"] = {"class": "linear", "activation": "relu", "n_out": units, "from": [src]}
-        src = f"l{i}"
-    d["output"] = {"class": "linear", "activation": None, "n_out": units, "from": [src]}
-    return d
+from _common import net_dict  # noqa: E402  (bench/ is on the path as the script's folder)
 
 
 def main() -> None:

@@ -34,16 +34,7 @@ from transition import _atomic  # noqa: E402
 from transition._keep import KeepPolicy  # noqa: E402
 from transition._store import CheckpointStore  # noqa: E402
 
-
-def _timed(fn, repeat: int, before=None) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        if before is not None:
-            before()
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-    return best
+from _common import best_time  # noqa: E402  (bench/ is on the path as the script's folder)
 
 
 def main() -> None:
@@ -65,7 +56,7 @@ def main() -> None:
     fsyncs: dict[str, str] = {}  # name -> "yes" / "no" / "" (not a write)
 
     def timed(name: str, fn) -> None:
-        results[name] = _timed(fn, args.repeat)
+        results[name] = best_time(fn, args.repeat)
         fsyncs[name] = ""
 
     try:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import importlib.util
 import os
 import sys
 import threading
@@ -25,6 +26,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 import numpy as np  # noqa: E402
+
+# bench/ is off the path (see above): load the shared helpers by file.
+_spec = importlib.util.spec_from_file_location("_common", os.path.join(os.path.dirname(os.path.abspath(__file__)), "_common.py"))
+_common = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_common)
+best_time, net_dict = _common.best_time, _common.net_dict
 
 
 def rss_bytes() -> int:
@@ -59,27 +66,11 @@ class PeakRSS:
         self.peak = max(self.peak, rss_bytes())
 
 
-def net_dict(n_layers: int, units: int) -> dict:
-    """n_layers linear layers; the last one is "output" (so growing inserts a layer before it)."""
-    d = {}
-    src = "data"
-    for i in range(n_layers - 1):
-        d[f"l{i}"] = {"class": "linear", "activation": "relu", "n_out": units, "from": [src]}
-        src = f"l{i}"
-    d["output"] = {"class": "linear", "activation": None, "n_out": units, "from": [src]}
-    return d
-
-
 def copyto_time(nbytes: int, repeats: int = 3) -> float:
     src = np.ones(nbytes // 4, dtype=np.float32)
     dst = np.empty_like(src)
     dst.fill(0)  # touch the pages
-    best = float("inf")
-    for _ in range(repeats):
-        t = time.perf_counter()
-        np.copyto(dst, src)
-        best = min(best, time.perf_counter() - t)
-    return best
+    return best_time(lambda: np.copyto(dst, src), repeats)
 
 
 def main() -> None:
