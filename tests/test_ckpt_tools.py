@@ -59,6 +59,7 @@ def _assert_same(a: dict, b: dict):
     assert set(a) == set(b)
     for name in a:
         assert a[name].dtype == b[name].dtype, name
+        assert a[name].shape == b[name].shape, name  # a scalar (global_step) stays 0-d, not [1]
         np.testing.assert_array_equal(a[name], b[name], err_msg=name)
 
 
@@ -279,3 +280,14 @@ def test_cli_subprocess_output_has_no_tf_noise(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == ""
     assert "l1/W" in proc.stdout and proc.stdout.startswith("checkpoint ")
+
+
+def test_cli_output_into_a_closed_pipe_is_no_traceback(tmp_path):
+    """`transition inspect --json ... | head -3`: the reader closes the pipe early; no BrokenPipeError traceback."""
+    prefix = _save_v2(tmp_path / "m", {f"layer{i}/W": np.zeros((2, 2), np.float32) for i in range(400)})
+    proc = subprocess.Popen([sys.executable, "-m", "transition", "inspect", "--json", prefix],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc.stdout.close()  # before the command writes anything (it still imports TensorFlow)
+    err = proc.stderr.read()
+    assert proc.wait(timeout=120) == 1
+    assert "Traceback" not in err and "BrokenPipeError" not in err, err

@@ -310,3 +310,19 @@ def test_early_flush_syncs_the_file_being_written(tmp_path, monkeypatch):
     assert set(synced) == {"net.001.tmp-0.data-00000-of-00001.tempstate42"}
     with _atomic.EarlyFlush("ram://x", "y"):  # remote: nothing to do, no thread
         pass
+
+
+def test_cli_status_with_only_foreign_epoch_files_is_no_error(model, capsys):
+    """RETURNN's network.NNN (no commit file): `transition train` loads it by the loading rules, so status must not
+    claim that training would refuse to start."""
+    from transition._cli import main
+
+    tf.raw_ops.SaveV2(prefix=model + ".020", tensor_names=["l1/W"], shape_and_slices=[""],
+                      tensors=[np.ones((2, 2), np.float32)])
+    assert main(["status", model]) == 0
+    out = capsys.readouterr().out
+    assert "ERROR" not in out and "loading rules" in out.splitlines()[-1]
+    assert main(["status", model, "--json"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert status["error"] is None and status["resume_from"] is None
+    assert [r["epoch"] for r in status["checkpoints"]] == [20]

@@ -111,7 +111,7 @@ def _write_npz(values: Mapping[str, np.ndarray], dst: str) -> None:
         with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
             for name, value in values.items():
                 with zf.open(name + ".npy", "w", force_zip64=True) as fp:
-                    np.lib.format.write_array(fp, np.ascontiguousarray(value), allow_pickle=False)
+                    np.lib.format.write_array(fp, np.require(value, requirements='C'), allow_pickle=False)
         os.replace(tmp, dst)
     except OSError as exc:
         raise CheckpointError(f"cannot write {dst}: {exc}; check the directory and free space") from exc
@@ -143,7 +143,7 @@ def _write_tf(values: Mapping[str, np.ndarray], dst: str) -> None:
             prefix=tmp,
             tensor_names=names,
             shape_and_slices=[""] * len(names),
-            tensors=[tf.constant(np.ascontiguousarray(values[n])) for n in names],
+            tensors=[tf.constant(np.require(values[n], requirements='C')) for n in names],  # keeps 0-d as 0-d
         )
         old = _tf_files(dst)
         written = sorted(_tf_files(tmp), key=lambda f: f.endswith(".index"))  # data first, index last

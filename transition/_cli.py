@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 __all__ = ["main", "quiet_tensorflow"]
@@ -47,4 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except TransitionError as exc:
         print(f"transition {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:  # stdout piped into e.g. `head`, which stopped reading: no traceback
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit's flush does not fail too
         return 1

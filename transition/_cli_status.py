@@ -40,7 +40,9 @@ def _status(model: str, verify_all: bool) -> dict:
         infos = store.list(checksums=verify_all)
         resume, error = None, None
         try:
-            good = store.latest_good()
+            # as TransitionManager does: with none of the store's own (committed) checkpoints, files such as
+            # RETURNN's network.NNN are left to the config's loading rules, not refused
+            good = store.latest_good() if any(i.committed for i in infos) else None
             resume = good.prefix if good else None
         except CheckpointError as exc:
             error = str(exc)
@@ -108,6 +110,9 @@ def _table(status: dict) -> str:
         where = (f"after epoch {resume['epoch']}, continues with epoch {resume['epoch'] + 1}"
                  if resume["epoch_finished"] else f"in epoch {resume['epoch']} after step {resume['step']}")
         lines.append(f"resume would use (*): {resume['prefix']} ({where})")
+    elif rows:
+        lines.append("resume: none is a checkpoint of transition's store; training applies the config's loading "
+                     "rules (load, load_epoch, import_model_train_epoch1, else the newest epoch file) to them")
     else:
         missing = "" if rows or os.path.isdir(os.path.dirname(status["model"]) or ".") or "://" in status["model"] \
             else f" (the directory {os.path.dirname(status['model'])} does not exist: is MODEL right?)"
