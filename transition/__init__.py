@@ -1,11 +1,14 @@
 """transition: epoch transitions, param loading and exact resume for TensorFlow / Keras 3 training jobs.
 
-The public API is re-exported here explicitly; implementation modules are private.
+The public API is re-exported here explicitly (the table below: public name -> private module). Names are imported
+on first use, so that `import transition` (and the command line's start-up) stays fast and TensorFlow is imported
+only when a name that needs it is used, and then without its start-up log noise.
 """
 
-from transition._quiet import quiet_tensorflow as _quiet_tensorflow
+from __future__ import annotations
 
-_quiet_tensorflow()
+import importlib
+from typing import Any
 
 from transition._errors import (
     CheckpointError,
@@ -14,125 +17,176 @@ from transition._errors import (
     ShapeMismatchError,
     TransitionError,
 )
-
-# --- core (issue 2) ---
-from transition._importing import ImportReport, ParamRecord, ParamsSnapshot, ParamStatus
-from transition._layers_base import REQUIRED, DataInfo, NetLayer, layer_class_names, register_layer_class
-from transition._netdict import NetDictDiff, diff_net_dicts
-from transition._network import Layer, Network
-from transition._slots import SlotsSnapshot
-from transition._split import copy_with_new_split_axes
-from transition._transition import TransitionResult, transition_network
-from transition._pretrain import Pretrain, WrapEpochValue, pretrain_from_config
-
-# --- loading (issue 3) ---
-from transition._ckpt_tools import (
-    CheckpointEntry,
-    average_checkpoints,
-    convert_checkpoint,
-    inspect_checkpoint,
-)
-from transition._assignment_map import init_from_checkpoint
-from transition._load_options import LoadDecision, LoadPlan, PreloadEntry, decide_and_load, decide_loading
-from transition._loading import LoadReport, chain_restore, load_checkpoint, restore_from_dict
-from transition._reader import (
-    CheckpointReader,
-    find_epoch_model,
-    list_epoch_models,
-    open_checkpoint,
-    read_checkpoint,
-)
-
-# --- checkpoints and training state (issue 4) ---
-from transition._callback_state import (
-    KerasCallbackState,
-    Stateful,
-    adapt_callback,
-    collect_callback_states,
-    restore_callback_states,
-)
-from transition._keep import KeepPolicy
-from transition._lock import DirectoryLock
-from transition._preempt import PREEMPTED_EXIT_CODE, PreemptionHandler
-from transition._rng import RngState, capture_rng_state, restore_rng_state
-from transition._state import EpochRecord, TrainingState, read_training_state
-from transition._store import CheckpointInfo, CheckpointStore, RestoredCheckpoint, checkpoint_prefix
-
-# --- epoch manager (issue 5) ---
-from transition._config import Config, load_config
-from transition._lr_control import LearningRateControl
-from transition._manager import TransitionManager
-from transition._train_loop import train_from_config
+from transition._quiet import quiet_tensorflow as _quiet_tensorflow
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "CheckpointEntry",
-    "CheckpointError",
-    "CheckpointInfo",
-    "CheckpointReader",
-    "CheckpointStore",
-    "Config",
-    "ConfigError",
-    "DataInfo",
-    "DirectoryLock",
-    "EpochRecord",
-    "ImportReport",
-    "KeepPolicy",
-    "KerasCallbackState",
-    "Layer",
-    "LearningRateControl",
-    "LoadDecision",
-    "LoadPlan",
-    "LoadReport",
-    "MissingParamsError",
-    "NetDictDiff",
-    "NetLayer",
-    "Network",
-    "PREEMPTED_EXIT_CODE",
-    "ParamRecord",
-    "ParamStatus",
-    "ParamsSnapshot",
-    "PreemptionHandler",
-    "PreloadEntry",
-    "Pretrain",
-    "REQUIRED",
-    "RestoredCheckpoint",
-    "RngState",
-    "ShapeMismatchError",
-    "SlotsSnapshot",
-    "Stateful",
-    "TrainingState",
-    "TransitionError",
-    "TransitionManager",
-    "TransitionResult",
-    "WrapEpochValue",
-    "adapt_callback",
-    "average_checkpoints",
-    "capture_rng_state",
-    "chain_restore",
-    "checkpoint_prefix",
-    "collect_callback_states",
-    "convert_checkpoint",
-    "copy_with_new_split_axes",
-    "decide_and_load",
-    "decide_loading",
-    "diff_net_dicts",
-    "find_epoch_model",
-    "init_from_checkpoint",
-    "inspect_checkpoint",
-    "layer_class_names",
-    "list_epoch_models",
-    "load_checkpoint",
-    "load_config",
-    "open_checkpoint",
-    "pretrain_from_config",
-    "read_checkpoint",
-    "read_training_state",
-    "register_layer_class",
-    "restore_callback_states",
-    "restore_from_dict",
-    "restore_rng_state",
-    "train_from_config",
-    "transition_network",
-]
+_MODULE_OF: dict[str, str] = {}
+for _module, _names in (
+    # core (issue 2)
+    (
+        "_importing",
+        (
+            "ImportReport",
+            "ParamRecord",
+            "ParamsSnapshot",
+            "ParamStatus",
+        ),
+    ),
+    (
+        "_layers_base",
+        (
+            "REQUIRED",
+            "DataInfo",
+            "NetLayer",
+            "layer_class_names",
+            "register_layer_class",
+        ),
+    ),
+    (
+        "_netdict",
+        (
+            "NetDictDiff",
+            "diff_net_dicts",
+        ),
+    ),
+    (
+        "_network",
+        (
+            "Layer",
+            "Network",
+        ),
+    ),
+    ("_slots", ("SlotsSnapshot",)),
+    ("_split", ("copy_with_new_split_axes",)),
+    (
+        "_transition",
+        (
+            "TransitionResult",
+            "transition_network",
+        ),
+    ),
+    (
+        "_pretrain",
+        (
+            "Pretrain",
+            "WrapEpochValue",
+            "pretrain_from_config",
+        ),
+    ),
+    # loading (issue 3)
+    (
+        "_ckpt_tools",
+        (
+            "CheckpointEntry",
+            "average_checkpoints",
+            "convert_checkpoint",
+            "inspect_checkpoint",
+        ),
+    ),
+    ("_assignment_map", ("init_from_checkpoint",)),
+    (
+        "_load_options",
+        (
+            "LoadDecision",
+            "LoadPlan",
+            "PreloadEntry",
+            "decide_and_load",
+            "decide_loading",
+        ),
+    ),
+    (
+        "_loading",
+        (
+            "LoadReport",
+            "chain_restore",
+            "load_checkpoint",
+            "restore_from_dict",
+        ),
+    ),
+    (
+        "_reader",
+        (
+            "CheckpointReader",
+            "find_epoch_model",
+            "list_epoch_models",
+            "open_checkpoint",
+            "read_checkpoint",
+        ),
+    ),
+    # checkpoints and training state (issue 4)
+    (
+        "_callback_state",
+        (
+            "KerasCallbackState",
+            "Stateful",
+            "adapt_callback",
+            "collect_callback_states",
+            "restore_callback_states",
+        ),
+    ),
+    ("_keep", ("KeepPolicy",)),
+    ("_lock", ("DirectoryLock",)),
+    (
+        "_preempt",
+        (
+            "PREEMPTED_EXIT_CODE",
+            "PreemptionHandler",
+        ),
+    ),
+    (
+        "_rng",
+        (
+            "RngState",
+            "capture_rng_state",
+            "restore_rng_state",
+        ),
+    ),
+    (
+        "_state",
+        (
+            "EpochRecord",
+            "TrainingState",
+            "read_training_state",
+        ),
+    ),
+    (
+        "_store",
+        (
+            "CheckpointInfo",
+            "CheckpointStore",
+            "RestoredCheckpoint",
+            "checkpoint_prefix",
+        ),
+    ),
+    # epoch manager (issue 5)
+    (
+        "_config",
+        (
+            "Config",
+            "load_config",
+        ),
+    ),
+    ("_lr_control", ("LearningRateControl",)),
+    ("_manager", ("TransitionManager",)),
+    ("_train_loop", ("train_from_config",)),
+):
+    _MODULE_OF.update(dict.fromkeys(_names, _module))
+
+__all__ = sorted(
+    ["CheckpointError", "ConfigError", "MissingParamsError", "ShapeMismatchError", "TransitionError", *_MODULE_OF]
+)
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module 'transition' has no attribute {name!r}")
+    _quiet_tensorflow()
+    value = getattr(importlib.import_module(f"transition.{module}"), name)
+    globals()[name] = value  # later look-ups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

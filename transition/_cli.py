@@ -35,6 +35,24 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _exit_on_preemption_during_start_up() -> None:
+    """Until training installs its own handler, SIGTERM / SIGUSR1 exit at once with the preemption exit code
+    (nothing is trained yet, so nothing is lost), so a job script that requeues on that code never loses the job
+    to a signal that arrives while TensorFlow and the config load."""
+    import signal
+
+    from transition._preempt import PREEMPTED_EXIT_CODE
+
+    def exit_preempted(signum: int, frame: object) -> None:
+        name = signal.Signals(signum).name
+        print(f"preempted ({name}) while starting, before any training: nothing to save; "
+              f"exiting with code {PREEMPTED_EXIT_CODE}", file=sys.stderr)
+        raise SystemExit(PREEMPTED_EXIT_CODE)
+
+    for sig in (signal.SIGTERM, signal.SIGUSR1):
+        signal.signal(sig, exit_preempted)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     parser = _build_parser()
@@ -44,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from transition._errors import TransitionError
 
+    if args.command == "train":
+        _exit_on_preemption_during_start_up()
     try:
         return int(args.func(args) or 0)
     except TransitionError as exc:

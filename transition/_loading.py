@@ -208,7 +208,8 @@ def _check_names(option: str, entries: Iterable[str], used: Collection[str], can
         cands = sorted(set(candidates))
         details = "; ".join(f"{e!r}{did_you_mean(e, cands)}" for e in unmatched)
         raise ConfigError(f"{option} entries match no param that this load would touch: {details}. "
-                          f"Fix or remove them (checkpoint-side names such as {cands[:5]!r}).")
+                          "Fix or remove them; entries are checkpoint-side names, as this load would read them: "
+                          f"{cands[:5]!r}.")
 
 
 def plan_load(
