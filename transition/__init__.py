@@ -11,11 +11,11 @@ import importlib
 from typing import Any
 
 from transition._errors import (
-    CheckpointError,
-    ConfigError,
-    MissingParamsError,
-    ShapeMismatchError,
-    TransitionError,
+    CheckpointError as CheckpointError,
+    ConfigError as ConfigError,
+    MissingParamsError as MissingParamsError,
+    ShapeMismatchError as ShapeMismatchError,
+    TransitionError as TransitionError,
 )
 from transition._quiet import quiet_tensorflow as _quiet_tensorflow
 
