@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import math
 import os
 import sys
@@ -29,42 +28,24 @@ def _status(model: str, verify_all: bool) -> dict:
     from transition._cli import quiet_tensorflow
 
     quiet_tensorflow()
-    from transition._errors import CheckpointError
     from transition._store import CheckpointStore
 
     store = CheckpointStore(model, lock=False, cleanup=False)
-    log = logging.getLogger("transition")
-    level = log.level
-    log.setLevel(logging.ERROR)  # the table says which checkpoints are skipped and why: no warnings on stderr too
     try:
-        infos = store.list(checksums=verify_all)
-        resume, error = None, None
-        try:
-            # as TransitionManager does: with none of the store's own (committed) checkpoints, files such as
-            # RETURNN's network.NNN are left to the config's loading rules, not refused
-            good = store.latest_good() if any(i.committed for i in infos) else None
-            resume = good.prefix if good else None
-        except CheckpointError as exc:
-            error = str(exc)
-        if not verify_all:  # show why latest_good skipped the newer ones
-            import attrs
-
-            from transition._atomic import verify
-
-            newest = next((i.order for i in infos if i.prefix == resume), None)
-            checked = []
-            for i in infos:
-                if i.good and (newest is None or i.order > newest):
-                    try:
-                        verify(i.prefix, checksums=True)
-                        i = attrs.evolve(i, verified=True)
-                    except CheckpointError as exc:
-                        i = attrs.evolve(i, damaged=str(exc))
-                checked.append(i)
-            infos = checked
+        scan = store.scan_for_resume()
+        infos = store.list(checksums=True) if verify_all else scan.checkpoints
     finally:
-        log.setLevel(level)
         store.close()
+    # as TransitionManager does: with none of the store's own (committed) checkpoints, files such as RETURNN's
+    # network.NNN are left to the config's loading rules, not refused
+    ours = any(i.committed for i in infos)
+    resume = scan.good.prefix if ours and scan.good else None
+    error = scan.error(model) if ours else None
+    found = {i.prefix: i for i in scan.skipped}
+    if scan.good is not None:
+        found[scan.good.prefix] = scan.good
+    if not verify_all:  # show what the scan learned: why newer ones were skipped, that the chosen one verified
+        infos = [found.get(i.prefix, i) for i in infos]
     rows = []
     for i in infos:
         rows.append({
@@ -73,7 +54,7 @@ def _status(model: str, verify_all: bool) -> dict:
             "global_step": i.global_step, "size": i.size, "committed": i.committed, "damaged": i.damaged,
             "checksums_verified": i.verified or i.prefix == resume,
         })
-    return {"model": model, "checkpoints": rows, "resume_from": resume, "error": error}
+    return {"model": model, "checkpoints": rows, "resume_from": resume, "error": str(error) if error else None}
 
 
 def _reason(row: dict) -> str:

@@ -33,7 +33,7 @@ from transition._lock import DirectoryLock, is_lockable
 from transition._state import STATE_ARRAY_PREFIX, TrainingState, dumps_state, read_state_json
 from transition._writer import BackgroundWriter
 
-__all__ = ["CheckpointStore", "CheckpointInfo", "RestoredCheckpoint", "checkpoint_prefix", "OPTIMIZER_PREFIX"]
+__all__ = ["CheckpointStore", "CheckpointInfo", "ResumeScan", "RestoredCheckpoint", "checkpoint_prefix", "OPTIMIZER_PREFIX"]
 
 log = logging.getLogger("transition")
 
@@ -50,6 +50,32 @@ def checkpoint_prefix(model: str, epoch: int, step_in_epoch: int = 0, *, epoch_f
     if epoch_finished:
         return f"{model}.{epoch:03d}"
     return f"{model}.{epoch:03d}.step{step_in_epoch:08d}"
+
+
+@attrs.frozen
+class ResumeScan:
+    """What `CheckpointStore.scan_for_resume` found: every checkpoint (oldest first), the one a resume would use
+    (checksums verified) and the newer committed ones it skipped as damaged (newest first, with the reason)."""
+
+    checkpoints: list[CheckpointInfo]
+    good: CheckpointInfo | None
+    skipped: tuple[CheckpointInfo, ...]
+
+    @property
+    def unusable(self) -> list[CheckpointInfo]:
+        """The skipped checkpoints and the saves that never got a commit file."""
+        return list(self.skipped) + [i for i in self.checkpoints
+                                     if i.damaged and i.damaged.startswith("not committed: no commit")]
+
+    def error(self, model: str) -> CheckpointError | None:
+        """The error a resume must raise: checkpoints exist but none is good (never a silent fresh start)."""
+        if self.good is not None or not self.unusable:
+            return None
+        listing = "; ".join(f"{i.prefix}: {i.damaged}" for i in self.unusable[:5])
+        return CheckpointError(
+            f"model {model} has checkpoints but none is good ({listing}). Not starting from scratch: "
+            "repair or move these files away, or load params explicitly"
+        )
 
 
 @attrs.frozen
@@ -395,36 +421,38 @@ class CheckpointStore:
         with self._mutex:
             return self._list(checksums=checksums)
 
-    def latest_good(self) -> CheckpointInfo | None:
-        """The newest committed checkpoint whose checksums verify; damaged newer ones are skipped with a warning.
-
-        None when the model has no checkpoints; CheckpointError when it has some but none is good. Waits for a
-        background save that is under way.
-        """
+    def scan_for_resume(self) -> ResumeScan:
+        """Which checkpoint a resume would use, newest first, verifying checksums until one is good; never raises
+        for damage and logs nothing (`latest_good` does both). Waits for a background save that is under way."""
         with self._mutex:
             infos = self._list(checksums=False)
-            skipped = []
+            skipped: list[CheckpointInfo] = []
             for info in reversed(infos):
                 if not info.committed:
                     continue
                 if info.good:
                     try:
                         commit = _atomic.verify(info.prefix, checksums=True)
-                        good = self._info(info.prefix, commit, verified=True)
                     except CheckpointError as exc:
                         info = attrs.evolve(info, damaged=str(exc))
                     else:
-                        return good
-                log.warning("skipping damaged checkpoint %s: %s", info.prefix, info.damaged)
+                        return ResumeScan(infos, self._info(info.prefix, commit, verified=True), tuple(skipped))
                 skipped.append(info)
-            unusable = skipped + [i for i in infos if i.damaged and i.damaged.startswith("not committed: no commit")]
-            if unusable:
-                listing = "; ".join(f"{i.prefix}: {i.damaged}" for i in unusable[:5])
-                raise CheckpointError(
-                    f"model {self.model} has checkpoints but none is good ({listing}). Not starting from scratch: "
-                    "repair or move these files away, or load params explicitly"
-                )
-            return None
+            return ResumeScan(infos, None, tuple(skipped))
+
+    def latest_good(self) -> CheckpointInfo | None:
+        """The newest committed checkpoint whose checksums verify; damaged newer ones are skipped with a warning.
+
+        None when the model has no checkpoints; CheckpointError when it has some but none is good. Waits for a
+        background save that is under way.
+        """
+        scan = self.scan_for_resume()
+        for info in scan.skipped:
+            log.warning("skipping damaged checkpoint %s: %s", info.prefix, info.damaged)
+        error = scan.error(self.model)
+        if error is not None:
+            raise error
+        return scan.good
 
     # --- restoring ---
     def restore(self, info: CheckpointInfo | str) -> RestoredCheckpoint:
