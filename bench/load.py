@@ -46,12 +46,12 @@ def main() -> None:
     ap.add_argument("--dir", default=None, help="directory for the checkpoint (default: a temporary one in /tmp)")
     args = ap.parse_args()
 
-    from transition._ckpt_tools import write_checkpoint
-    from transition._loading import load_checkpoint
-    from transition._network import Network
+    from transition.checkpoint._tools import write_checkpoint
+    from transition.checkpoint._loading import load_checkpoint
+    from transition.network._network import Network
 
     if args.tf_reader:
-        from transition import _reader_tf
+        from transition.checkpoint import _tf_bundle as _reader_tf
 
         _reader_tf._crc32c_function = lambda: None  # what a TF build without the crc32c symbol gets
 

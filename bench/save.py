@@ -23,16 +23,16 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from transition._cli import quiet_tensorflow  # noqa: E402
+from transition.cli._main import quiet_tensorflow  # noqa: E402
 
 quiet_tensorflow()
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from transition import _atomic  # noqa: E402
-from transition._keep import KeepPolicy  # noqa: E402
-from transition._store import CheckpointStore  # noqa: E402
+from transition.store import _atomic  # noqa: E402
+from transition.store._keep import KeepPolicy  # noqa: E402
+from transition.store._store import CheckpointStore  # noqa: E402
 
 from _common import best_time  # noqa: E402  (bench/ is on the path as the script's folder)
 

@@ -80,8 +80,8 @@ def main() -> None:
     ap.add_argument("--adam", action="store_true", help="also carry the slots of a built Adam optimizer")
     args = ap.parse_args()
 
-    from transition._network import Network
-    from transition._transition import transition_network
+    from transition.network._network import Network
+    from transition.network._transition import transition_network
 
     extern_data = {"data": {"dim": args.units}}
     old_dict = net_dict(args.layers, args.units)

@@ -8,8 +8,8 @@ import pytest
 tf = pytest.importorskip("tensorflow")
 keras = pytest.importorskip("keras")
 
-from transition._assignment_map import init_from_checkpoint  # noqa: E402
-from transition._errors import ConfigError, MissingParamsError, ShapeMismatchError, TransitionError  # noqa: E402
+from transition.checkpoint._assignment_map import init_from_checkpoint  # noqa: E402
+from transition.errors import ConfigError, MissingParamsError, ShapeMismatchError, TransitionError  # noqa: E402
 
 RNG = np.random.default_rng(0)
 
@@ -187,7 +187,7 @@ def test_dtype_mismatch_is_an_error(tmp_path):
 
 
 def test_into_a_network_by_scope(tmp_path):
-    from transition._network import Network
+    from transition.network._network import Network
 
     net = Network.from_dict({"l1": {"class": "linear", "activation": "tanh", "n_out": 3, "from": "data"},
                              "output": {"class": "softmax", "n_out": 2, "from": "l1"}}, {"data": {"dim": 4}})

@@ -8,14 +8,14 @@ import pytest
 
 import keras
 
-from transition._callback_state import (
+from transition.store._callback_state import (
     KerasCallbackState,
     adapt_callback,
     collect_callback_states,
     restore_callback_states,
 )
-from transition._errors import ConfigError
-from transition._state import TrainingState, dumps_state, loads_state
+from transition.errors import ConfigError
+from transition.store._state import TrainingState, dumps_state, loads_state
 
 # The monitored score per epoch: with patience 3 it stops at epoch 6 (best 3.0 at epoch 3); a callback that
 # forgot its best at a resume in epochs 4-5 would see 2.9 at epoch 8 as new best and stop later.

@@ -13,16 +13,16 @@ import tensorflow as tf
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from transition._cli import main
-from transition._ckpt_tools import (
+from transition.cli._main import main
+from transition.checkpoint._tools import (
     average_checkpoints,
     convert_checkpoint,
     format_inspection,
     inspect_checkpoint,
     select_names,
 )
-from transition._errors import CheckpointError, ConfigError, ShapeMismatchError
-from transition._reader import read_checkpoint
+from transition.errors import CheckpointError, ConfigError, ShapeMismatchError
+from transition.checkpoint._reader import read_checkpoint
 
 RNG = np.random.default_rng(3)
 
@@ -140,7 +140,7 @@ def test_convert_only_names_and_errors(tmp_path):
 
 
 def test_convert_exact_names(tmp_path):
-    from transition._errors import MissingParamsError
+    from transition.errors import MissingParamsError
 
     values = {**_values(), "l1/W/Adam": np.zeros((4, 3), np.float32)}
     src = _save_v2(tmp_path / "m", values)
@@ -245,7 +245,7 @@ def test_cli_convert_and_avg(tmp_path, capsys):
 
 
 def test_cli_only_network(tmp_path, capsys):
-    from transition._network import Network
+    from transition.network._network import Network
 
     net = {"l1": {"class": "linear", "activation": "tanh", "n_out": 3, "from": "data"},
            "output": {"class": "softmax", "n_out": 2, "from": "l1"}}

@@ -1,4 +1,4 @@
-"""Tests of RETURNN-style config loading (transition._config)."""
+"""Tests of RETURNN-style config loading (transition.training._config)."""
 
 import textwrap
 
@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from transition._config import KNOWN_KEYS, load_config, parse_overrides
-from transition._errors import ConfigError
+from transition.training._config import KNOWN_KEYS, load_config, parse_overrides
+from transition.errors import ConfigError
 
 
 def _write(tmp_path, text, name="exp.config"):
@@ -118,7 +118,7 @@ def test_main_job_config_is_valid():
     import os
 
     pytest.importorskip("sklearn")
-    from transition._manager_config import manager_kwargs_from_config
+    from transition.training._manager_config import manager_kwargs_from_config
 
     path = os.path.join(os.path.dirname(__file__), os.pardir, "examples", "digits.config")
     cfg = load_config(path)
@@ -133,7 +133,7 @@ def test_main_job_config_is_valid():
 
 
 def test_manager_config_errors_name_the_option():
-    from transition._manager_config import manager_kwargs_from_config
+    from transition.training._manager_config import manager_kwargs_from_config
 
     base = {"model": "m", "extern_data": {"data": {"dim": 2}}, "num_epochs": 1}
     with pytest.raises(ConfigError, match="'network'.*'get_network'"):

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from transition._epoch_files import epoch_from_filename, epoch_model_path, find_epoch_model, list_epoch_models
-from transition._errors import CheckpointError, ConfigError
+from transition.checkpoint._epochs import epoch_from_filename, epoch_model_path, find_epoch_model, list_epoch_models
+from transition.errors import CheckpointError, ConfigError
 
 
 def _touch(path, *suffixes):

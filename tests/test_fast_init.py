@@ -9,8 +9,8 @@ import tensorflow as tf
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from transition._aligned import ADOPT_MIN_SIZE, ALIGN, adopt, aligned_array, aligned_empty
-from transition._fast_init import alias_numpy, as_tensor, draw_init, zeros_tensor
+from transition.internal._aligned import ADOPT_MIN_SIZE, ALIGN, adopt, aligned_array, aligned_empty
+from transition.network._fast_init import alias_numpy, as_tensor, draw_init, zeros_tensor
 
 RNG = np.random.default_rng(0)
 

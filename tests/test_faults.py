@@ -13,15 +13,15 @@ import textwrap
 import numpy as np
 import pytest
 
-from transition import _atomic
-from transition._errors import CheckpointError
-from transition._keep import KeepPolicy
-from transition._store import CheckpointStore
+from transition.store import _atomic
+from transition.errors import CheckpointError
+from transition.store._keep import KeepPolicy
+from transition.store._store import CheckpointStore
 
 _CHILD = textwrap.dedent("""
     import os, sys, numpy as np
-    from transition._keep import KeepPolicy
-    from transition._store import CheckpointStore
+    from transition.store._keep import KeepPolicy
+    from transition.store._store import CheckpointStore
     model, point, mode = sys.argv[1:4]
     with CheckpointStore(model, keep=KeepPolicy(keep_last=1)) as store:
         store.save(1, 0, {"l/W": np.full(4, 1.0)}, {"iterations": np.array(1)})
@@ -184,7 +184,7 @@ def test_background_write_error_surfaces_at_the_next_save_and_at_close(tmp_path,
 
 
 def test_disk_full_while_the_bundle_is_written_keeps_the_previous(tmp_path, monkeypatch):
-    from transition import _store
+    from transition.store import _store
 
     model = str(tmp_path / "net")
     real = _store.write_bundle
@@ -206,7 +206,7 @@ def test_disk_full_while_the_bundle_is_written_keeps_the_previous(tmp_path, monk
 def test_a_background_error_nobody_collected_is_reported_at_exit(capsys, caplog):
     import weakref
 
-    from transition._writer import BackgroundWriter, _report_at_exit
+    from transition.store._writer import BackgroundWriter, _report_at_exit
 
     writer = BackgroundWriter()
 

@@ -1,9 +1,9 @@
-"""Tests of the Keras log-name mapping of transition._fit (the fit loop itself: tests/test_manager.py)."""
+"""Tests of the Keras log-name mapping of transition.training._fit (the fit loop itself: tests/test_manager.py)."""
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from transition._fit import is_keras_callback, is_tf_dataset, keras_logs, scores_from_keras_logs
+from transition.training._fit import is_keras_callback, is_tf_dataset, keras_logs, scores_from_keras_logs
 
 _names = st.sampled_from(["score", "error", "accuracy", "ce"])
 _value = st.floats(allow_nan=False, allow_infinity=False)

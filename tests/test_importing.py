@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from transition._errors import ConfigError, ShapeMismatchError, TransitionError
-from transition._importing import (
+from transition.errors import ConfigError, ShapeMismatchError, TransitionError
+from transition.params._importing import (
     ImportReport,
     ParamRecord,
     ParamsSnapshot,

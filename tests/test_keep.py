@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from transition._errors import ConfigError
-from transition._keep import KeepPolicy
-from transition._store import CheckpointInfo
+from transition.errors import ConfigError
+from transition.store._keep import KeepPolicy
+from transition.store._store import CheckpointInfo
 
 
 @st.composite

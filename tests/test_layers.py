@@ -6,10 +6,10 @@ import keras
 import numpy as np
 import pytest
 
-from transition._errors import ConfigError
-from transition._fast_init import draw_init
-from transition._layers_base import REQUIRED, DataInfo, NetLayer, register_layer_class
-from transition._network import Network
+from transition.errors import ConfigError
+from transition.network._fast_init import draw_init
+from transition.network._layers_base import REQUIRED, DataInfo, NetLayer, register_layer_class
+from transition.network._network import Network
 
 EXT = {"data": {"dim": 5}, "classes": {"dim": 3, "sparse": True}}
 RNG = np.random.default_rng(0)

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from transition._errors import ConfigError, MissingParamsError
-from transition._load_options import decide_loading, epoch_from_filename, parse_preload_from_files
+from transition.errors import ConfigError, MissingParamsError
+from transition.checkpoint._load_options import decide_loading, epoch_from_filename, parse_preload_from_files
 
 EXISTING = {1: "/m/net.001", 3: "/m/net.003"}
 
@@ -165,8 +165,8 @@ tf = pytest.importorskip("tensorflow")
 
 import numpy as np  # noqa: E402
 
-from transition._load_options import decide_and_load  # noqa: E402
-from transition._network import Network  # noqa: E402
+from transition.checkpoint._load_options import decide_and_load  # noqa: E402
+from transition.network._network import Network  # noqa: E402
 
 R = np.random.default_rng(2)
 EXTERN = {"data": {"dim": 4}, "classes": {"dim": 2, "sparse": True}}

@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from transition._errors import ConfigError, MissingParamsError, ShapeMismatchError
-from transition._loading import DictSource, LoadReport, plan_load
+from transition.errors import ConfigError, MissingParamsError, ShapeMismatchError
+from transition.checkpoint._loading import DictSource, LoadReport, plan_load
 
 F32 = np.dtype("float32")
 
@@ -193,8 +193,8 @@ def test_plan_partitions_the_names(net_names, extra):
 
 tf = pytest.importorskip("tensorflow")
 
-from transition._loading import chain_restore, load_checkpoint, restore_from_dict  # noqa: E402
-from transition._network import Network  # noqa: E402
+from transition.checkpoint._loading import chain_restore, load_checkpoint, restore_from_dict  # noqa: E402
+from transition.network._network import Network  # noqa: E402
 
 EXTERN = {"data": {"dim": 4}, "classes": {"dim": 2, "sparse": True}}
 R = np.random.default_rng(1)
@@ -400,7 +400,7 @@ def test_v1_saver_checkpoint_given_as_index_file(tmp_path):
 
 
 def test_missing_file_names_the_path(tmp_path):
-    from transition._errors import CheckpointError
+    from transition.errors import CheckpointError
 
     with pytest.raises(CheckpointError, match="nope"):
         load_checkpoint(make_net(), tmp_path / "nope")

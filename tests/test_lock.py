@@ -9,12 +9,12 @@ import sys
 
 import pytest
 
-from transition._errors import CheckpointError
-from transition._lock import DirectoryLock
+from transition.errors import CheckpointError
+from transition.store._lock import DirectoryLock
 
 _HOLDER = """
 import sys, time
-from transition._lock import DirectoryLock
+from transition.store._lock import DirectoryLock
 lock = DirectoryLock(sys.argv[1]); lock.acquire()
 print("locked", flush=True)
 time.sleep(60)
@@ -46,7 +46,7 @@ def test_killed_holder_does_not_leave_the_lock_stuck(tmp_path):
 
 
 def test_store_refuses_a_second_store_on_one_model(tmp_path):
-    from transition._store import CheckpointStore
+    from transition.store._store import CheckpointStore
 
     model = str(tmp_path / "net")
     with CheckpointStore(model):

@@ -1,4 +1,4 @@
-"""Tests of the learning-rate control (transition._lr_control)."""
+"""Tests of the learning-rate control (transition.training._lr_control)."""
 
 import json
 import math
@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from transition._errors import ConfigError
-from transition._lr_control import LearningRateControl
+from transition.errors import ConfigError
+from transition.training._lr_control import LearningRateControl
 
 scores_st = st.lists(st.floats(min_value=0.01, max_value=100.0, allow_nan=False), min_size=1, max_size=12)
 

@@ -1,4 +1,4 @@
-"""Tests of TransitionManager (transition._manager), the reference loop and `transition train` / `plan`."""
+"""Tests of TransitionManager (transition.training._manager), the reference loop and `transition train` / `plan`."""
 
 import os
 import subprocess
@@ -8,7 +8,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from transition._errors import CheckpointError, ConfigError, TransitionError
+from transition.errors import CheckpointError, ConfigError, TransitionError
 
 EXTERN = {"data": {"shape": (4,)}, "classes": {"dim": 3, "sparse": True, "shape": ()}}
 NET = {
@@ -27,7 +27,7 @@ def _data(n=24, seed=0):
 def _manager(model, **kwargs):
     import keras
 
-    from transition._manager import TransitionManager
+    from transition.training._manager import TransitionManager
 
     kwargs.setdefault("network", NET)
     kwargs.setdefault("num_epochs", 3)
@@ -36,7 +36,7 @@ def _manager(model, **kwargs):
 
 
 def _train_epoch(mgr, data, batch_size=8):
-    from transition._train_loop import make_train_step, numpy_batches
+    from transition.training._loop import make_train_step, numpy_batches
 
     step = make_train_step(mgr.network, mgr.optimizer)
     losses = [float(step(b)) for b in mgr.batches(numpy_batches(data, batch_size, seed=mgr.shuffle_seed()))]
@@ -47,7 +47,7 @@ def _train_epoch(mgr, data, batch_size=8):
 
 
 def test_from_config_unknown_key_suggests(tmp_path):
-    from transition._manager import TransitionManager
+    from transition.training._manager import TransitionManager
 
     cfg = {"model": str(tmp_path / "m"), "extern_data": EXTERN, "network": NET, "num_epochs": 1, "num_epoch": 2}
     with pytest.raises(ConfigError, match=r"'num_epoch'.*'num_epochs'"):
@@ -69,7 +69,7 @@ def test_from_config_unknown_key_suggests(tmp_path):
     ],
 )
 def test_from_config_errors_name_the_key(tmp_path, change, key):
-    from transition._manager import TransitionManager
+    from transition.training._manager import TransitionManager
 
     cfg = {"model": str(tmp_path / "m"), "extern_data": EXTERN, "network": NET, "num_epochs": 1}
     cfg.update(change)
@@ -93,7 +93,7 @@ def test_manager_contract_errors(tmp_path):
 
 
 def test_optimizer_slots_carried_through_transition(tmp_path):
-    from transition._slots import optimizer_slot_lists
+    from transition.network._slots import optimizer_slot_lists
 
     data = _data()
     mgr = _manager(tmp_path / "m", pretrain={"repetitions": 1})
@@ -220,7 +220,7 @@ def test_batches_skip_in_resumed_epoch_with_tf_data(tmp_path):
     with pytest.raises(Stop):
         with mgr:
             for _ in mgr.epochs():
-                from transition._train_loop import make_train_step
+                from transition.training._loop import make_train_step
 
                 step = make_train_step(mgr.network, mgr.optimizer)
                 for i, batch in enumerate(mgr.batches(tf.data.Dataset.from_tensor_slices(data).batch(2))):
@@ -274,7 +274,7 @@ def test_fit_helper_keeps_early_stopping_state_per_epoch(tmp_path):
     assert mgr.global_step == 9 and int(mgr.optimizer.iterations.numpy()) == 9
     # EarlyStopping saw all three epochs (its best is the minimum, not reset by every fit call)
     assert es.best == min(h["dev_score"] for h in history)
-    from transition._state import read_training_state
+    from transition.store._state import read_training_state
 
     state = read_training_state(str(tmp_path / "m.003"))
     assert state.callbacks["EarlyStopping"]["best"] == es.best
@@ -311,7 +311,7 @@ CLI_CONFIG = textwrap.dedent(
 
 
 def test_cli_train_resume_and_errors(tmp_path, capsys):
-    from transition._cli import main
+    from transition.cli._main import main
 
     cfg = tmp_path / "c.config"
     cfg.write_text(CLI_CONFIG)
@@ -335,7 +335,7 @@ def test_cli_train_resume_and_errors(tmp_path, capsys):
 
 
 def test_plan_lines(tmp_path):
-    from transition._cli_train import plan_lines
+    from transition.cli._train import plan_lines
 
     cfg = tmp_path / "c.config"
     cfg.write_text(CLI_CONFIG)
@@ -358,7 +358,7 @@ STRATEGY_SCRIPT = textwrap.dedent(
     import tensorflow as tf
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-    from transition._train_loop import train_from_config
+    from transition.training._loop import train_from_config
     strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     assert strategy.num_replicas_in_sync == 2
     for n in ("2", "3"):  # the second run resumes (another manager, as after a restart)
@@ -381,7 +381,7 @@ def test_mirrored_strategy_run_and_resume(tmp_path):
     assert p.returncode == 0, p.stderr[-3000:]
     assert "transition +l2" in p.stdout
     assert "resuming from" in p.stdout and "epoch 3/3" in p.stdout
-    from transition._store import CheckpointStore
+    from transition.store._store import CheckpointStore
 
     infos = CheckpointStore(str(model), lock=False, cleanup=False).list(checksums=True)
     assert [(i.epoch, i.good) for i in infos] == [(2, True), (3, True)]  # each written once (keep_last 2)
@@ -423,7 +423,7 @@ def test_callback_state_restored_new_ones_fresh_missing_ones_error(tmp_path):
 
 
 def test_log_file_and_verbosity(tmp_path, capsys):
-    from transition._train_loop import train_from_config
+    from transition.training._loop import train_from_config
 
     cfg = tmp_path / "c.config"
     cfg.write_text(CLI_CONFIG)
@@ -440,7 +440,7 @@ def test_log_file_and_verbosity(tmp_path, capsys):
 
 
 def test_foreign_epoch_files_under_model_continue_training(tmp_path):
-    from transition._bundle import write_bundle
+    from transition.store._bundle import write_bundle
 
     with _manager(tmp_path / "a", num_epochs=1) as a:
         for _ in a.epochs():
@@ -496,7 +496,7 @@ def test_lr_changing_keras_callbacks_are_a_config_error(tmp_path, make):
         mgr.register_callback(cb)
     cfg = {"model": str(tmp_path / "m"), "extern_data": EXTERN, "network": NET, "num_epochs": 1, "callbacks": [cb]}
     with pytest.raises(ConfigError, match=name):
-        from transition._manager import TransitionManager
+        from transition.training._manager import TransitionManager
 
         TransitionManager.from_config(cfg)
 
@@ -511,7 +511,7 @@ def test_network_and_optimizer_before_epochs_are_an_error(tmp_path):
 
 def test_tf_global_generator_is_seeded_from_the_job_seed(tmp_path):
     """The manager sets TF's global generator from `seed` (reproducible; and capture_rng_state needs one under op
-    determinism, see transition._rng)."""
+    determinism, see transition.store._rng)."""
     import tensorflow as tf
 
     tf.random.set_global_generator(tf.random.Generator.from_seed(999))

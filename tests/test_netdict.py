@@ -5,8 +5,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from transition._errors import ConfigError
-from transition._netdict import MISSING, diff_net_dicts, normalize_layer_dict, normalize_net_dict
+from transition.errors import ConfigError
+from transition.netdict._netdict import MISSING, diff_net_dicts, normalize_layer_dict, normalize_net_dict
 
 BASE = {
     "l1": {"class": "linear", "activation": "tanh", "n_out": 8, "from": ["data"]},

@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from transition._errors import ConfigError, ShapeMismatchError
-from transition._importing import ParamsSnapshot, ParamStatus
-from transition._network import Network, parse_extern_data
+from transition.errors import ConfigError, ShapeMismatchError
+from transition.params._importing import ParamsSnapshot, ParamStatus
+from transition.network._network import Network, parse_extern_data
 
 EXT = {"data": {"dim": 5}, "classes": {"dim": 3, "sparse": True}}
 NET = {

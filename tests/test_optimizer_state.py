@@ -1,9 +1,9 @@
-"""Tests of transition._optimizer_state: optimizer from config, learning rate, optimizer / param arrays round trip."""
+"""Tests of transition.training._optimizer_state: optimizer from config, learning rate, optimizer / param arrays round trip."""
 
 import numpy as np
 import pytest
 
-from transition._errors import CheckpointError, ConfigError
+from transition.errors import CheckpointError, ConfigError
 
 EXTERN = {"data": {"shape": (3,)}, "classes": {"dim": 2, "sparse": True, "shape": ()}}
 NET = {
@@ -17,7 +17,7 @@ def _trained():
     import keras
     import tensorflow as tf
 
-    from transition._network import Network
+    from transition.network._network import Network
 
     net = Network.from_dict(NET, EXTERN)
     opt = keras.optimizers.Adam(0.1)
@@ -40,7 +40,7 @@ def _fresh(net):
 
 
 def test_optimizer_arrays_round_trip_and_errors_name_the_variable():
-    from transition._optimizer_state import optimizer_arrays, restore_optimizer
+    from transition.training._optimizer_state import optimizer_arrays, restore_optimizer
 
     net, opt = _trained()
     arrays = {k: np.array(v.numpy()) for k, v in optimizer_arrays(opt, net).items()}
@@ -63,7 +63,7 @@ def test_optimizer_arrays_round_trip_and_errors_name_the_variable():
 
 
 def test_assign_checkpoint_params_checks_names_and_shapes():
-    from transition._optimizer_state import assign_checkpoint_params
+    from transition.training._optimizer_state import assign_checkpoint_params
 
     net, _ = _trained()
     values = {k: np.full(tuple(v.shape), 0.25, "float32") for k, v in net.param_variables().items()}
@@ -78,7 +78,7 @@ def test_assign_checkpoint_params_checks_names_and_shapes():
 
 
 def test_optimizer_factory_and_learning_rate():
-    from transition._optimizer_state import learning_rate_of, optimizer_factory, set_learning_rate
+    from transition.training._optimizer_state import learning_rate_of, optimizer_factory, set_learning_rate
 
     make = optimizer_factory({"class": "SGD", "momentum": 0.5})
     a, b = make(), make()

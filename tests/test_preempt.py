@@ -10,7 +10,7 @@ import textwrap
 
 import pytest
 
-from transition._preempt import PREEMPTED_EXIT_CODE, PreemptionHandler
+from transition.training._preempt import PREEMPTED_EXIT_CODE, PreemptionHandler
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGUSR1])
@@ -38,8 +38,8 @@ def test_exit_raises_the_requeue_exit_code():
 
 _LOOP = textwrap.dedent("""
     import sys, numpy as np
-    from transition._preempt import PreemptionHandler
-    from transition._store import CheckpointStore
+    from transition.training._preempt import PreemptionHandler
+    from transition.store._store import CheckpointStore
     store = CheckpointStore(sys.argv[1])
     w = np.zeros(3, np.float32)
     with PreemptionHandler() as preempt:
@@ -62,7 +62,7 @@ def test_loop_saves_at_the_next_step_boundary_and_exits_75(tmp_path):
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=120) == PREEMPTED_EXIT_CODE
 
-    from transition._store import CheckpointStore
+    from transition.store._store import CheckpointStore
 
     with CheckpointStore(model) as store:
         info = store.latest_good()

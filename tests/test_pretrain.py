@@ -1,4 +1,4 @@
-"""Tests of the pretrain schedules (transition._pretrain, transition._pretrain_construct)."""
+"""Tests of the pretrain schedules (transition.netdict._pretrain, transition.netdict._construct)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from transition._errors import ConfigError
-from transition._pretrain import Pretrain, WrapEpochValue, pretrain_from_config
+from transition.errors import ConfigError
+from transition.netdict._pretrain import Pretrain, WrapEpochValue, pretrain_from_config
 
 try:
     import returnn.pretrain as returnn_pretrain

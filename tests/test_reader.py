@@ -12,9 +12,9 @@ import tensorflow as tf
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from transition._errors import CheckpointError, MissingParamsError
-from transition._reader import open_checkpoint, read_checkpoint
-from transition._reader_tf import tf_key_to_name
+from transition.errors import CheckpointError, MissingParamsError
+from transition.checkpoint._reader import open_checkpoint, read_checkpoint
+from transition.checkpoint._tf_bundle import tf_key_to_name
 
 RNG = np.random.default_rng(0)
 
@@ -248,8 +248,8 @@ def test_uncommitted_project_checkpoint_is_refused(raw_ckpt):
 
 
 def test_project_checkpoint_written_by_the_store(tmp_path):
-    from transition._epoch_files import find_epoch_model
-    from transition._store import CheckpointStore
+    from transition.checkpoint._epochs import find_epoch_model
+    from transition.store._store import CheckpointStore
 
     model = str(tmp_path / "net")
     w = RNG.normal(size=(4, 3)).astype(np.float32)
@@ -398,11 +398,11 @@ def test_damaged_h5_is_a_checkpoint_error(tmp_path):
 
 # --- direct reads from the data files (offsets from the .index, TF's crc32c) ----------------------------------------
 
-from transition._bundle_index import (  # noqa: E402
+from transition.checkpoint._bundle_index import (  # noqa: E402
     _CRC_SYMBOL, _StringView, _absl_crc32c, _absl_extend, _dynamic_symbols, crc32c, crc32c_available,
     parse_bundle_index,
 )
-from transition._reader_tf import TFBundleReader  # noqa: E402
+from transition.checkpoint._tf_bundle import TFBundleReader  # noqa: E402
 
 needs_crc32c = pytest.mark.skipif(not crc32c_available(), reason="no crc32c found (google-crc32c or TF's library)")
 needs_absl_crc32c = pytest.mark.skipif(_absl_crc32c() is None, reason="no crc32c found in TF's library")
@@ -462,7 +462,7 @@ def test_tf_crc32c_known_vectors_even_where_google_crc32c_is_preferred():
 
 def test_google_crc32c_is_preferred_where_installed():
     google_crc32c = pytest.importorskip("google_crc32c")
-    from transition._bundle_index import _crc32c_function, _google_crc32c
+    from transition.checkpoint._bundle_index import _crc32c_function, _google_crc32c
 
     if google_crc32c.implementation != "c":
         pytest.skip("google-crc32c without its C extension is not used")
@@ -517,7 +517,7 @@ def test_direct_reads_equal_tf_reads_for_every_dtype(many_dtypes_ckpt):
 
 def test_without_a_crc32c_tf_reads_every_value(many_dtypes_ckpt, monkeypatch):
     """Where no crc32c is found (another platform or TF build) TF's own reader gives the same values."""
-    from transition import _reader_tf
+    from transition.checkpoint import _tf_bundle as _reader_tf
 
     monkeypatch.setattr(_reader_tf, "_crc32c_function", lambda: None)
     prefix, values = many_dtypes_ckpt

@@ -58,7 +58,7 @@ def config_path(tmp_path_factory):
 
 
 def _run(config_path, model, *, num_epochs=4, step_hook=None):
-    from transition._train_loop import train_from_config
+    from transition.training._loop import train_from_config
 
     with open(os.devnull, "w") as devnull:
         return train_from_config(config_path, [f"--model={model}", f"--num_epochs={num_epochs}"], out=devnull,
@@ -66,8 +66,8 @@ def _run(config_path, model, *, num_epochs=4, step_hook=None):
 
 
 def _final(model, epoch=4):
-    from transition._state import TrainingState
-    from transition._store import CheckpointStore
+    from transition.store._state import TrainingState
+    from transition.store._store import CheckpointStore
 
     store = CheckpointStore(model, lock=False, cleanup=False)
     restored = store.restore(f"{model}.{epoch:03d}")
@@ -139,7 +139,7 @@ def test_resume_after_exception_mid_epoch(config_path, reference, tmp_path):
 
 
 def test_resume_after_preemption_mid_epoch(config_path, reference, tmp_path):
-    from transition._preempt import PREEMPTED_EXIT_CODE
+    from transition.training._preempt import PREEMPTED_EXIT_CODE
 
     model = str(tmp_path / "net")
     holder = {}
@@ -148,7 +148,7 @@ def test_resume_after_preemption_mid_epoch(config_path, reference, tmp_path):
         if (epoch, step) == (2, 2):
             holder["mgr"]._preempt.request()
 
-    from transition import _manager
+    from transition.training import _manager
 
     original = _manager.TransitionManager._start
 

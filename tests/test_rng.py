@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 import keras
 import tensorflow as tf
 
-from transition._errors import CheckpointError, ConfigError
-from transition._rng import RngState, capture_rng_state, find_seed_generators, restore_rng_state
+from transition.errors import CheckpointError, ConfigError
+from transition.store._rng import RngState, capture_rng_state, find_seed_generators, restore_rng_state
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -233,7 +233,7 @@ def test_capture_under_op_determinism_without_a_tf_generator(tmp_path):
     script = textwrap.dedent(
         """
         import tensorflow as tf
-        from transition._rng import capture_rng_state, restore_rng_state
+        from transition.store._rng import capture_rng_state, restore_rng_state
         tf.config.experimental.enable_op_determinism()
         state = capture_rng_state()
         assert state.tf_global is None, state.tf_global

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from transition._errors import ConfigError, ShapeMismatchError
-from transition._split import check_axis_splits, copy_with_new_split_axes, whole_axis_splits
+from transition.errors import ConfigError, ShapeMismatchError
+from transition.params._split import check_axis_splits, copy_with_new_split_axes, whole_axis_splits
 
 
 @st.composite

@@ -11,9 +11,9 @@ from hypothesis import strategies as st
 
 import tensorflow as tf
 
-from transition._errors import CheckpointError, ConfigError
-from transition._rng import capture_rng_state, restore_rng_state
-from transition._state import (
+from transition.errors import CheckpointError, ConfigError
+from transition.store._rng import capture_rng_state, restore_rng_state
+from transition.store._state import (
     STATE_ARRAY_PREFIX,
     EpochRecord,
     TrainingState,
@@ -53,7 +53,7 @@ def test_round_trip_without_rng(epoch, finished, step, pretrain, net, history, d
                            st.dictionaries(st.sampled_from(["$float", "$dict", "$array", "a"]), kids, max_size=2)),
     max_leaves=8))
 def test_float_encoding_round_trips_any_json_value(value):
-    from transition import _jsonsafe
+    from transition.internal import _jsonsafe
 
     data = _jsonsafe.dumps(_jsonsafe.encode_floats(value))
     back = _jsonsafe.decode_floats(_jsonsafe.loads(data, "x", CheckpointError))
@@ -216,7 +216,7 @@ def test_read_training_state_errors(tmp_path):
 
 
 def test_read_training_state_of_a_store_checkpoint(tmp_path):
-    from transition._store import CheckpointStore
+    from transition.store._store import CheckpointStore
 
     random.seed(11)
     state = TrainingState(epoch=2, global_step=20, rng=capture_rng_state(),

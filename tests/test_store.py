@@ -11,10 +11,10 @@ import zlib
 import numpy as np
 import pytest
 
-from transition import _atomic
-from transition._errors import CheckpointError, ConfigError
-from transition._keep import KeepPolicy
-from transition._store import CheckpointStore, checkpoint_prefix
+from transition.store import _atomic
+from transition.errors import CheckpointError, ConfigError
+from transition.store._keep import KeepPolicy
+from transition.store._store import CheckpointStore, checkpoint_prefix
 
 tf = pytest.importorskip("tensorflow")
 
@@ -33,7 +33,7 @@ def model(tmp_path):
 
 
 def test_round_trip_and_tf_reads_layer_param_names(model):
-    from transition._state import TrainingState
+    from transition.store._state import TrainingState
 
     state = TrainingState(epoch=2, epoch_finished=True, global_step=17, step_in_epoch=5, data_position={"batch": 5})
     opt = {"iterations": np.array(17, np.int64), "adam/m/hidden/W": np.ones((3, 4), np.float32)}
@@ -214,7 +214,7 @@ def test_ram_filesystem_commit_marker_decides(caplog):
 
 
 def test_cli_status_table_and_json(model, capsys):
-    from transition._cli import main
+    from transition.cli._main import main
 
     with CheckpointStore(model, keep=KeepPolicy(keep_last=None)) as store:
         store.save(1, 0, _params(), scores={"dev": 0.25})
@@ -257,7 +257,7 @@ def test_large_unaligned_and_strided_arrays_round_trip(model, dtype):
 
 
 def test_bundle_whose_index_declares_more_than_its_data_is_refused(tmp_path):
-    from transition._bundle import read_bundle, write_bundle
+    from transition.store._bundle import read_bundle, write_bundle
 
     prefix = str(tmp_path / "m.001")
     write_bundle(prefix, {"a/W": np.ones((100, 10), np.float32)})
@@ -315,7 +315,7 @@ def test_early_flush_syncs_the_file_being_written(tmp_path, monkeypatch):
 def test_cli_status_with_only_foreign_epoch_files_is_no_error(model, capsys):
     """RETURNN's network.NNN (no commit file): `transition train` loads it by the loading rules, so status must not
     claim that training would refuse to start."""
-    from transition._cli import main
+    from transition.cli._main import main
 
     tf.raw_ops.SaveV2(prefix=model + ".020", tensor_names=["l1/W"], shape_and_slices=[""],
                       tensors=[np.ones((2, 2), np.float32)])

@@ -1,4 +1,4 @@
-"""Tests of the reference loop's helpers (transition._train_loop, transition._epoch_log) and callable data."""
+"""Tests of the reference loop's helpers (transition.training._loop, transition.training._log) and callable data."""
 
 import io
 
@@ -7,14 +7,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from transition._errors import ConfigError
+from transition.errors import ConfigError
 
 EXTERN = {"data": {"shape": (2,)}, "classes": {"dim": 2, "sparse": True, "shape": ()}}
 
 
 @given(st.integers(0, 2**40), st.integers(1, 10**6))
 def test_epoch_seed_is_stable_and_per_epoch(seed, epoch):
-    from transition._train_loop import epoch_seed
+    from transition.training._loop import epoch_seed
 
     s = epoch_seed(seed, epoch)
     assert s == epoch_seed(seed, epoch) and 0 <= s < 2**63
@@ -23,7 +23,7 @@ def test_epoch_seed_is_stable_and_per_epoch(seed, epoch):
 
 @given(st.integers(1, 40), st.integers(1, 9), st.integers(0, 2**31))
 def test_numpy_batches_cover_all_rows_and_resume_at_start(n, batch_size, seed):
-    from transition._train_loop import num_numpy_batches, numpy_batches
+    from transition.training._loop import num_numpy_batches, numpy_batches
 
     arrays = {"data": np.arange(n * 2).reshape(n, 2), "classes": np.arange(n)}
     batches = list(numpy_batches(arrays, batch_size, seed=seed))
@@ -36,7 +36,7 @@ def test_numpy_batches_cover_all_rows_and_resume_at_start(n, batch_size, seed):
 
 
 def test_check_numpy_data_errors_name_the_key():
-    from transition._train_loop import check_numpy_data
+    from transition.training._loop import check_numpy_data
 
     with pytest.raises(ConfigError, match="'clases'.*'classes'"):
         check_numpy_data("train", {"data": np.zeros((2, 2)), "clases": np.zeros(2)}, EXTERN)
@@ -47,7 +47,7 @@ def test_check_numpy_data_errors_name_the_key():
 
 
 def test_data_for_epoch_passes_what_the_function_accepts():
-    from transition._train_loop import data_for_epoch
+    from transition.training._loop import data_for_epoch
 
     assert data_for_epoch("train", lambda epoch: epoch, epoch=3, seed=9) == 3
     assert data_for_epoch("train", lambda **kw: sorted(kw.items()), epoch=3, seed=9) == [("epoch", 3), ("seed", 9)]
@@ -61,7 +61,7 @@ def test_data_for_epoch_passes_what_the_function_accepts():
 
 
 def test_loss_meter_state_round_trip_and_bad_state():
-    from transition._train_loop import LossMeter
+    from transition.training._loop import LossMeter
 
     m = LossMeter()
     m.add(1.0)
@@ -74,7 +74,7 @@ def test_loss_meter_state_round_trip_and_bad_state():
 
 
 def test_progress_bar_draws_only_on_a_tty():
-    from transition._train_loop import ProgressBar
+    from transition.training._loop import ProgressBar
 
     class Tty(io.StringIO):
         def isatty(self):
@@ -91,7 +91,7 @@ def test_progress_bar_draws_only_on_a_tty():
 
 
 def test_format_epoch_line():
-    from transition._epoch_log import format_epoch_line
+    from transition.training._log import format_epoch_line
 
     line = format_epoch_line(3, 10, 45, {"train_score": 0.41234, "dev_error": 0.087}, 0.001, 2.14, "transition +l2")
     assert line == "epoch 3/10  steps 45  train_score 0.4123  dev_error 0.087  lr 0.001  2.1s  transition +l2"
@@ -101,7 +101,7 @@ def test_callable_train_data_gets_epoch_and_seed(tmp_path):
     """train / dev as functions returning a tf.data.Dataset: called per epoch with the epoch's shuffle seed."""
     import tensorflow as tf
 
-    from transition._train_loop import epoch_seed, train_from_config
+    from transition.training._loop import epoch_seed, train_from_config
 
     calls = []
 
@@ -132,7 +132,7 @@ def test_sigterm_during_start_up_exits_with_the_preemption_code(tmp_path):
     import sys
     import time
 
-    from transition._preempt import PREEMPTED_EXIT_CODE
+    from transition.training._preempt import PREEMPTED_EXIT_CODE
 
     config = tmp_path / "tiny.config"
     config.write_text(

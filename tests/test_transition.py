@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from transition._errors import ConfigError, ShapeMismatchError
-from transition._fast_init import alias_numpy
-from transition._importing import ParamStatus
-from transition._network import Network
-from transition._slots import optimizer_slot_lists, snapshot_slots
-from transition._transition import transition_network
+from transition.errors import ConfigError, ShapeMismatchError
+from transition.network._fast_init import alias_numpy
+from transition.params._importing import ParamStatus
+from transition.network._network import Network
+from transition.network._slots import optimizer_slot_lists, snapshot_slots
+from transition.network._transition import transition_network
 
 ED = {"data": {"dim": 5}, "classes": {"dim": 3, "sparse": True}}
 

@@ -10,14 +10,14 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from transition._errors import (
+from transition.errors import (
     CheckpointError as CheckpointError,
     ConfigError as ConfigError,
     MissingParamsError as MissingParamsError,
     ShapeMismatchError as ShapeMismatchError,
     TransitionError as TransitionError,
 )
-from transition._quiet import quiet_tensorflow as _quiet_tensorflow
+from transition.internal._quiet import quiet_tensorflow as _quiet_tensorflow
 
 __version__ = "0.1.0"
 
@@ -25,7 +25,7 @@ _MODULE_OF: dict[str, str] = {}
 for _module, _names in (
     # core (issue 2)
     (
-        "_importing",
+        "params._importing",
         (
             "ImportReport",
             "ParamRecord",
@@ -34,7 +34,7 @@ for _module, _names in (
         ),
     ),
     (
-        "_layers_base",
+        "network._layers_base",
         (
             "REQUIRED",
             "DataInfo",
@@ -44,30 +44,30 @@ for _module, _names in (
         ),
     ),
     (
-        "_netdict",
+        "netdict._netdict",
         (
             "NetDictDiff",
             "diff_net_dicts",
         ),
     ),
     (
-        "_network",
+        "network._network",
         (
             "Layer",
             "Network",
         ),
     ),
-    ("_slots", ("SlotsSnapshot",)),
-    ("_split", ("copy_with_new_split_axes",)),
+    ("network._slots", ("SlotsSnapshot",)),
+    ("params._split", ("copy_with_new_split_axes",)),
     (
-        "_transition",
+        "network._transition",
         (
             "TransitionResult",
             "transition_network",
         ),
     ),
     (
-        "_pretrain",
+        "netdict._pretrain",
         (
             "Pretrain",
             "WrapEpochValue",
@@ -76,7 +76,7 @@ for _module, _names in (
     ),
     # loading (issue 3)
     (
-        "_ckpt_tools",
+        "checkpoint._tools",
         (
             "CheckpointEntry",
             "average_checkpoints",
@@ -84,9 +84,9 @@ for _module, _names in (
             "inspect_checkpoint",
         ),
     ),
-    ("_assignment_map", ("init_from_checkpoint",)),
+    ("checkpoint._assignment_map", ("init_from_checkpoint",)),
     (
-        "_load_options",
+        "checkpoint._load_options",
         (
             "LoadDecision",
             "LoadPlan",
@@ -96,7 +96,7 @@ for _module, _names in (
         ),
     ),
     (
-        "_loading",
+        "checkpoint._loading",
         (
             "LoadReport",
             "chain_restore",
@@ -105,7 +105,7 @@ for _module, _names in (
         ),
     ),
     (
-        "_reader",
+        "checkpoint._reader",
         (
             "CheckpointReader",
             "find_epoch_model",
@@ -116,7 +116,7 @@ for _module, _names in (
     ),
     # checkpoints and training state (issue 4)
     (
-        "_callback_state",
+        "store._callback_state",
         (
             "KerasCallbackState",
             "Stateful",
@@ -125,17 +125,17 @@ for _module, _names in (
             "restore_callback_states",
         ),
     ),
-    ("_keep", ("KeepPolicy",)),
-    ("_lock", ("DirectoryLock",)),
+    ("store._keep", ("KeepPolicy",)),
+    ("store._lock", ("DirectoryLock",)),
     (
-        "_preempt",
+        "training._preempt",
         (
             "PREEMPTED_EXIT_CODE",
             "PreemptionHandler",
         ),
     ),
     (
-        "_rng",
+        "store._rng",
         (
             "RngState",
             "capture_rng_state",
@@ -143,7 +143,7 @@ for _module, _names in (
         ),
     ),
     (
-        "_state",
+        "store._state",
         (
             "EpochRecord",
             "TrainingState",
@@ -151,7 +151,7 @@ for _module, _names in (
         ),
     ),
     (
-        "_store",
+        "store._store",
         (
             "CheckpointInfo",
             "CheckpointStore",
@@ -161,15 +161,15 @@ for _module, _names in (
     ),
     # epoch manager (issue 5)
     (
-        "_config",
+        "training._config",
         (
             "Config",
             "load_config",
         ),
     ),
-    ("_lr_control", ("LearningRateControl",)),
-    ("_manager", ("TransitionManager",)),
-    ("_train_loop", ("train_from_config",)),
+    ("training._lr_control", ("LearningRateControl",)),
+    ("training._manager", ("TransitionManager",)),
+    ("training._loop", ("train_from_config",)),
 ):
     _MODULE_OF.update(dict.fromkeys(_names, _module))
 

@@ -1,6 +1,6 @@
 """`python -m transition`: the command line."""
 
-from transition._cli import main
+from transition.cli._main import main
 
 if __name__ == "__main__":
     raise SystemExit(main())

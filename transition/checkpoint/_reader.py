@@ -1,0 +1,140 @@
+"""Read any checkpoint to numpy: `open_checkpoint` (lazy) and `read_checkpoint` (everything).
+
+Sources (names per format: see `_reader_tf.py` and `_reader_files.py`):
+- TF bundles (TF1 name-based savers, TF2 `tf.train.Checkpoint`, this project's own), given as the prefix, with
+  `.index` / `.meta` / `.data-NNNNN-of-NNNNN` appended, as a directory with a `checkpoint` state file (its latest
+  checkpoint), or as that `checkpoint` state file. This project's checkpoints that were not committed
+  (`{prefix}.pending` and no `{prefix}.commit.json`) are refused.
+- `.npz` archives, `.npy` files holding a structured record (never a pickled dict), Keras `.weights.h5` / legacy
+  `.h5`, `.keras` archives. A file with another extension is recognised by its magic bytes.
+Every failure is a CheckpointError naming the path and what to do.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from transition.checkpoint._epochs import find_epoch_model, is_uncommitted, list_epoch_models, strip_tf_suffix
+from transition.errors import CheckpointError, close_matches
+from transition.checkpoint._reader_base import CheckpointReader
+
+__all__ = [
+    "CheckpointReader",
+    "open_checkpoint",
+    "read_checkpoint",
+    "resolve_checkpoint",
+    "find_epoch_model",
+    "list_epoch_models",
+]
+
+_MAGIC = {b"PK\x03\x04": "npz", b"PK\x05\x06": "npz", b"\x93NUMPY": "npy", b"\x89HDF\r\n\x1a\n": "h5"}
+_EXT = {".npz": "npz", ".npy": "npy", ".h5": "h5", ".hdf5": "h5", ".keras": "h5"}
+
+
+def _from_state_file(directory: str) -> str:
+    import tensorflow as tf
+
+    try:
+        latest = tf.train.latest_checkpoint(directory)
+    except Exception as exc:
+        raise CheckpointError(
+            f"cannot parse the checkpoint state file {os.path.join(directory, 'checkpoint')}: {exc}; fix or delete "
+            f"it and give the checkpoint prefix instead"
+        ) from exc
+    if latest is None:
+        raise CheckpointError(
+            f"the checkpoint state file {os.path.join(directory, 'checkpoint')} names no existing checkpoint; "
+            f"give the checkpoint prefix instead"
+        )
+    return latest
+
+
+def _not_found(path: str) -> CheckpointError:
+    hint = ""
+    epochs = list_epoch_models(path)
+    if epochs:
+        hint = (
+            f"; {path} is a model name with epochs {sorted(epochs)}: give one checkpoint, e.g. "
+            f"{epochs[max(epochs)]} (find_epoch_model picks the latest)"
+        )
+    else:
+        directory, base = os.path.split(path)
+        try:
+            names = os.listdir(directory or ".")
+        except OSError:
+            names = []
+        similar = close_matches(base, names)
+        if similar:
+            hint = f"; similar files there: {similar}"
+    return CheckpointError(f"no checkpoint at {path}: neither that file nor {path}.index exists{hint}")
+
+
+def resolve_checkpoint(path: str | os.PathLike) -> tuple[str, str]:
+    """(kind, resolved path) of a checkpoint.
+
+    kind: "tf" (path = the bundle prefix), "npz", "npy" or "h5" (Keras .h5 or .keras).
+    """
+    path = os.path.expanduser(os.fspath(path))
+    if os.path.isdir(path):
+        if os.path.isfile(os.path.join(path, "checkpoint")):
+            path = _from_state_file(path)
+        else:
+            bundles = sorted(f[: -len(".index")] for f in os.listdir(path) if f.endswith(".index"))[:5]
+            raise CheckpointError(
+                f"{path} is a directory without a 'checkpoint' state file; give a checkpoint prefix"
+                + (f", e.g. one of {[os.path.join(path, b) for b in bundles]}" if bundles else "")
+            )
+    elif os.path.basename(path) == "checkpoint" and os.path.isfile(path):
+        path = _from_state_file(os.path.dirname(path) or ".")
+    ext_kind = next((k for ext, k in _EXT.items() if path.endswith(ext)), None)
+    if ext_kind is not None:
+        if not os.path.isfile(path):
+            raise _not_found(path)
+        return ext_kind, path
+    prefix = strip_tf_suffix(path)
+    if os.path.isfile(prefix + ".index"):
+        if is_uncommitted(prefix):
+            raise CheckpointError(
+                f"checkpoint {prefix} was not committed ({prefix}.pending exists, {prefix}.commit.json does not): "
+                f"its save was interrupted; use an earlier checkpoint, or delete its files"
+            )
+        return "tf", prefix
+    if os.path.isfile(prefix + ".meta"):
+        raise CheckpointError(
+            f"checkpoint {prefix} has a graph ({prefix}.meta) but no {prefix}.index: its values are missing "
+            f"(an incomplete copy, or an old TF V1 checkpoint); copy the .index and .data-* files next to it"
+        )
+    if os.path.isfile(path):
+        try:
+            with open(path, "rb") as fp:
+                head = fp.read(8)
+        except OSError as exc:
+            raise CheckpointError(f"cannot read checkpoint {path}: {exc}") from exc
+        for magic, kind in _MAGIC.items():
+            if head.startswith(magic):
+                return kind, path
+        raise CheckpointError(
+            f"{path} is not a checkpoint this library reads (a TF bundle prefix, .npz, .npy or Keras .h5); "
+            f"for a TF bundle give the prefix, not a file inside it"
+        )
+    raise _not_found(path)
+
+
+def open_checkpoint(path: str | os.PathLike) -> CheckpointReader:
+    """Open a checkpoint lazily: names, shapes and dtypes without reading values; `read(name)` reads one array."""
+    kind, resolved = resolve_checkpoint(path)
+    if kind == "tf":
+        from transition.checkpoint._tf_bundle import TFBundleReader
+
+        return TFBundleReader(resolved)
+    from transition.checkpoint._files import KerasH5Reader, NpyReader, NpzReader
+
+    return {"npz": NpzReader, "npy": NpyReader, "h5": KerasH5Reader}[kind](resolved)
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Read every array of a checkpoint into {name: array}."""
+    with open_checkpoint(path) as reader:
+        return reader.read_all()

@@ -1,0 +1,134 @@
+"""`transition inspect PATH`, `transition convert SRC DST`, `transition avg CKPT... -o OUT`.
+
+Tables for people; `--json` prints one JSON object for scripts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+__all__ = ["register"]
+
+
+def _entries_json(entries) -> list[dict]:
+    return [{"name": e.name, "shape": list(e.shape), "dtype": str(e.dtype), "nbytes": e.nbytes} for e in entries]
+
+
+def _quiet_tf() -> None:
+    from transition.cli._main import quiet_tensorflow
+
+    quiet_tensorflow()
+
+
+def _cmd_inspect(args: argparse.Namespace) -> int:
+    _quiet_tf()
+    from transition.checkpoint._tools import format_inspection, inspect_checkpoint
+    from transition.checkpoint._reader import open_checkpoint
+
+    with open_checkpoint(args.path) as reader:
+        kind, resolved, entries = reader.kind, reader.path, inspect_checkpoint(reader)
+    if args.json:
+        total = sum(e.nbytes for e in entries)
+        out = {"path": resolved, "kind": kind, "arrays": _entries_json(entries), "total_bytes": total}
+        print(json.dumps(out, indent=1))
+    else:
+        print(format_inspection(entries, path=resolved))
+    return 0
+
+
+def _network_param_names(spec_path: str) -> list[str]:
+    """The `layer/param` names of the network described by a JSON file {"network": {...}, "extern_data": {...}}."""
+    from transition.errors import ConfigError
+
+    try:
+        with open(spec_path, encoding="utf8") as fp:
+            spec = json.load(fp)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"--only-network {spec_path}: cannot read it as JSON: {exc}") from exc
+    if not isinstance(spec, dict) or set(spec) != {"network", "extern_data"}:
+        keys = sorted(spec) if isinstance(spec, dict) else type(spec).__name__
+        raise ConfigError(
+            f"--only-network {spec_path} must hold a JSON object with exactly the keys 'network' (the net dict) and "
+            f"'extern_data'; it has {keys}"
+        )
+    from transition.network._network import Network
+
+    network = Network.from_dict(spec["network"], spec["extern_data"])
+    return sorted(network.param_variables())
+
+
+def _cmd_convert(args: argparse.Namespace) -> int:
+    _quiet_tf()
+    from transition.checkpoint._tools import convert_checkpoint
+
+    only = list(args.only) if args.only else None
+    exact = _network_param_names(args.only_network) if args.only_network else None
+    names = convert_checkpoint(args.src, args.dst, only_names=only, exact_names=exact, overwrite=args.force)
+    if args.json:
+        print(json.dumps({"src": args.src, "dst": args.dst, "names": names}, indent=1))
+    else:
+        print(f"wrote {len(names)} arrays from {args.src} to {args.dst}")
+    return 0
+
+
+def _cmd_avg(args: argparse.Namespace) -> int:
+    _quiet_tf()
+    from transition.checkpoint._tools import average_checkpoints
+
+    names = average_checkpoints(args.ckpts, args.output, overwrite=args.force)
+    if args.json:
+        print(json.dumps({"inputs": args.ckpts, "output": args.output, "names": names}, indent=1))
+    else:
+        print(f"wrote the average of {len(args.ckpts)} checkpoints ({len(names)} arrays) to {args.output}")
+    return 0
+
+
+def _add_flags(p: argparse.ArgumentParser, *, force: str | None = None) -> None:
+    if force:
+        p.add_argument("--force", action="store_true", help=force)
+    p.add_argument("--json", action="store_true", help="print JSON for scripts")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add `inspect`, `convert` and `avg` to the `transition` command line."""
+    p = subparsers.add_parser(
+        "inspect",
+        help="list a checkpoint's names, shapes, dtypes and sizes",
+        description="List the arrays of a checkpoint (TF bundle prefix / directory, .npz, .npy, Keras .h5).",
+    )
+    p.add_argument("path", help="checkpoint: TF prefix (or .index/.meta/.data-*), directory, .npz, .npy, .h5")
+    _add_flags(p)
+    p.set_defaults(func=_cmd_inspect)
+
+    p = subparsers.add_parser(
+        "convert",
+        help="convert a checkpoint to .npz or a TF bundle",
+        description="Convert SRC (any readable checkpoint) to DST: .npz if DST ends in .npz, else a TF bundle prefix.",
+    )
+    p.add_argument("src")
+    p.add_argument("dst")
+    p.add_argument(
+        "--only",
+        nargs="+",
+        metavar="NAME",
+        help="keep only these names and the names under them ('layer' = 'layer/...')",
+    )
+    p.add_argument(
+        "--only-network",
+        metavar="NET_JSON",
+        help="keep only the params that a network needs (exactly its 'layer/param' names, no optimizer slots): "
+        "a JSON file {\"network\": net dict, \"extern_data\": {...}}",
+    )
+    _add_flags(p, force="overwrite DST")
+    p.set_defaults(func=_cmd_convert)
+
+    p = subparsers.add_parser(
+        "avg",
+        help="average checkpoints element-wise",
+        description="Write the element-wise mean of checkpoints of one model (integer variables from the last).",
+    )
+    p.add_argument("ckpts", nargs="+", metavar="CKPT")
+    p.add_argument("-o", "--output", required=True, metavar="OUT", help=".npz, or a TF bundle prefix")
+    _add_flags(p, force="overwrite OUT")
+    p.set_defaults(func=_cmd_avg)

@@ -1,0 +1,111 @@
+"""`transition status MODEL [--json] [--verify-all]`: the checkpoints of a model and which one a resume would use."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+
+__all__ = ["register", "run_status"]
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "status",
+        help="list a model's checkpoints (epoch, step, scores, size, committed / damaged) and the one a resume uses",
+        description="List the checkpoints of MODEL (the path prefix, e.g. /exp/net-model/network). Read-only: takes "
+        "no lock and removes nothing.",
+    )
+    p.add_argument("model", metavar="MODEL", help="model path prefix (checkpoints are MODEL.001, MODEL.002, ...)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--verify-all", action="store_true", help="verify the checksums of every checkpoint (reads all)")
+    p.set_defaults(func=run_status)
+
+
+def _status(model: str, verify_all: bool) -> dict:
+    from transition.cli._main import quiet_tensorflow
+
+    quiet_tensorflow()
+    from transition.store._store import CheckpointStore
+
+    store = CheckpointStore(model, lock=False, cleanup=False)
+    try:
+        scan = store.scan_for_resume()
+        infos = store.list(checksums=True) if verify_all else scan.checkpoints
+    finally:
+        store.close()
+    # as TransitionManager does: with none of the store's own (committed) checkpoints, files such as RETURNN's
+    # network.NNN are left to the config's loading rules, not refused
+    ours = any(i.committed for i in infos)
+    resume = scan.good.prefix if ours and scan.good else None
+    error = scan.error(model) if ours else None
+    found = {i.prefix: i for i in scan.skipped}
+    if scan.good is not None:
+        found[scan.good.prefix] = scan.good
+    if not verify_all:  # show what the scan learned: why newer ones were skipped, that the chosen one verified
+        infos = [found.get(i.prefix, i) for i in infos]
+    rows = []
+    for i in infos:
+        rows.append({
+            "prefix": i.prefix, "epoch": i.epoch, "step": i.step, "epoch_finished": i.epoch_finished,
+            "scores": {k: (v if math.isfinite(v) else str(v)) for k, v in i.scores.items()},
+            "global_step": i.global_step, "size": i.size, "committed": i.committed, "damaged": i.damaged,
+            "checksums_verified": i.verified or i.prefix == resume,
+        })
+    return {"model": model, "checkpoints": rows, "resume_from": resume, "error": str(error) if error else None}
+
+
+def _reason(row: dict) -> str:
+    """Why a checkpoint is unusable, without repeating its full path."""
+    reason = row["damaged"].replace(f"checkpoint {row['prefix']} is damaged: ", "")
+    return reason.replace(row["prefix"], os.path.basename(row["prefix"]))
+
+
+def _table(status: dict) -> str:
+    from transition.checkpoint._tools import _human
+
+    rows = status["checkpoints"]
+    lines = [f"model {status['model']}: {len(rows) or 'no'} checkpoint{'' if len(rows) == 1 else 's'}"]
+    header = ("", "checkpoint", "epoch", "step", "kind", "size", "scores", "status")
+    cells = []
+    for r in rows:
+        if r["damaged"]:
+            state = ("DAMAGED: " if r["committed"] else "") + _reason(r)
+        else:
+            state = "ok (checksums verified)" if r["checksums_verified"] else "ok (sizes checked)"
+        scores = " ".join(f"{k}={v:.6g}" if isinstance(v, float) else f"{k}={v}"
+                          for k, v in sorted(r["scores"].items()))
+        cells.append(("*" if r["prefix"] == status["resume_from"] else "", os.path.basename(r["prefix"]),
+                      str(r["epoch"]), str(r["step"]), "epoch end" if r["epoch_finished"] else "mid-epoch",
+                      _human(r["size"]) if r["committed"] else "-", scores or "-", state))
+    if cells:  # the last column (status, maybe long) is not padded
+        widths = [max(len(x[c]) for x in [header, *cells]) for c in range(len(header) - 1)]
+        for row in [header, *cells]:
+            lines.append("  " + "  ".join(v.ljust(w) for v, w in zip(row, widths)) + "  " + row[-1])
+    resume = next((r for r in rows if r["prefix"] == status["resume_from"]), None)
+    if status["error"]:
+        lines.append(f"resume: ERROR: {status['error']}")
+    elif resume is not None:
+        where = (f"after epoch {resume['epoch']}, continues with epoch {resume['epoch'] + 1}"
+                 if resume["epoch_finished"] else f"in epoch {resume['epoch']} after step {resume['step']}")
+        lines.append(f"resume would use (*): {resume['prefix']} ({where})")
+    elif rows:
+        lines.append("resume: none is a checkpoint of transition's store; training applies the config's loading "
+                     "rules (load, load_epoch, import_model_train_epoch1, else the newest epoch file) to them")
+    else:
+        missing = "" if rows or os.path.isdir(os.path.dirname(status["model"]) or ".") or "://" in status["model"] \
+            else f" (the directory {os.path.dirname(status['model'])} does not exist: is MODEL right?)"
+        lines.append(f"resume: no checkpoint, training would start from scratch{missing}")
+    return "\n".join(lines)
+
+
+def run_status(args: argparse.Namespace) -> int:
+    status = _status(args.model, args.verify_all)
+    if args.json:
+        json.dump(status, sys.stdout, indent=1)
+        sys.stdout.write("\n")
+    else:
+        print(_table(status))
+    return 1 if status["error"] else 0

@@ -1,0 +1,234 @@
+"""Build a `Network` from a RETURNN-style net dict: resolve "from", order the layers, create the Keras graph."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import keras
+import tensorflow as tf
+
+from transition.network import _layers  # noqa: F401  (registers the built-in layer classes)
+from transition.errors import ConfigError, did_you_mean
+from transition.network._layers_base import DataInfo, NetLayer, get_layer_class
+from transition.netdict._netdict import is_layer_key, normalize_layer_dict
+
+if TYPE_CHECKING:
+    from transition.network._network import Network
+
+__all__ = ["build_from_dict", "parse_extern_data"]
+
+_LOSSES = ("ce", "mse")
+_EXTERN_KEYS = ("dim", "shape", "sparse", "dtype", "available_for_inference")
+
+
+def parse_extern_data(extern_data: Mapping[str, Any]) -> dict[str, DataInfo]:
+    """RETURNN extern_data -> {key: DataInfo}.
+
+    {"dim": d} is [batch, time, d]; "shape": (d,) gives [batch, d]; "sparse": True gives int ids ([batch, time],
+    or per "shape": () / (None,)); "dtype" overrides the dtype. [dim, ndim] (RETURNN's num_outputs) also works.
+    """
+    if not isinstance(extern_data, Mapping) or not extern_data:
+        raise ConfigError(
+            f"extern_data must be a non-empty dict of key -> {{'dim': ...}}, got {extern_data!r}"
+        )
+    return {key: _parse_extern_entry(key, spec) for key, spec in extern_data.items()}
+
+
+def _parse_extern_entry(key: str, spec: Any) -> DataInfo:
+    where = f"extern_data[{key!r}]"
+    if isinstance(spec, (list, tuple)) and len(spec) == 2:  # num_outputs style: [dim, ndim]
+        dim, ndim = spec
+        if ndim not in (1, 2):
+            raise ConfigError(f"{where} = {spec!r}: ndim must be 1 (sparse ids) or 2 (dense [time, dim])")
+        spec = {"dim": dim, "sparse": ndim == 1}
+    if not isinstance(spec, Mapping):
+        raise ConfigError(f"{where} must be a dict like {{'dim': 5}}, got {spec!r}")
+    for k in spec:
+        if k not in _EXTERN_KEYS:
+            raise ConfigError(f"{where}: unknown key {k!r}{did_you_mean(k, _EXTERN_KEYS)}; known: {list(_EXTERN_KEYS)}")
+    sparse = spec.get("sparse", False)
+    if not isinstance(sparse, bool):
+        raise ConfigError(f"{where}: 'sparse' must be True or False, got {sparse!r}")
+    dim = spec.get("dim")
+    shape = spec.get("shape")
+    time = True
+    if shape is not None:
+        shape = tuple(shape)
+        feat = () if sparse else shape[-1:]
+        spatial = shape if sparse else shape[:-1]
+        if (not sparse and not shape) or spatial not in ((), (None,)):
+            want = "() or (None,)" if sparse else "(dim,) or (None, dim)"
+            raise ConfigError(f"{where}: unsupported shape {shape!r}; give {want}")
+        time = spatial == (None,)
+        if feat:
+            if dim is not None and dim != feat[0]:
+                raise ConfigError(f"{where}: 'dim' {dim!r} differs from the last entry of 'shape' {shape!r}")
+            dim = feat[0]
+    if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
+        raise ConfigError(f"{where}: 'dim' must be a positive int, got {dim!r}")
+    dtype = spec.get("dtype", "int32" if sparse else "float32")
+    try:
+        dtype = tf.as_dtype(dtype).name
+    except TypeError:
+        raise ConfigError(f"{where}: unknown dtype {dtype!r}") from None
+    return DataInfo(dim=dim, sparse=sparse, time=time, dtype=dtype)
+
+
+def _check_layer_name(name: Any) -> None:
+    if not isinstance(name, str) or not name:
+        raise ConfigError(f"net dict: layer names must be non-empty strings, got {name!r}")
+    if "/" in name or name == "data" or name.startswith("data:"):
+        raise ConfigError(
+            f"net dict: layer name {name!r} is not allowed ('data' and 'data:...' name extern data, '/' separates "
+            "layer and param); rename the layer"
+        )
+
+
+def _resolve_sources(
+    name: str, layer_dict: Mapping[str, Any], layers: Mapping[str, Any], extern: Mapping[str, DataInfo]
+) -> list[tuple[str, str]]:
+    """[("data", key) | ("layer", name)] for the layer's "from"."""
+    out = []
+    for src in normalize_layer_dict(name, {"from": layer_dict.get("from", "data")})["from"]:
+        if not isinstance(src, str):
+            raise ConfigError(f"layer {name!r}: 'from' entries must be layer names, got {src!r}")
+        if src == "data" or src.startswith("data:"):
+            key = "data" if src == "data" else src[len("data:") :]
+            if key not in extern:
+                raise ConfigError(
+                    f"layer {name!r}: source {src!r} names extern data {key!r}, which extern_data lacks"
+                    f"{did_you_mean(key, extern)}; extern_data has {list(extern)}"
+                )
+            out.append(("data", key))
+        elif src in layers:
+            out.append(("layer", src))
+        else:
+            candidates = list(layers) + ["data"] + [f"data:{k}" for k in extern]
+            raise ConfigError(
+                f"layer {name!r}: unknown source {src!r} in 'from'{did_you_mean(src, candidates)}; use a layer of the "
+                "net dict, 'data' or 'data:<extern key>'"
+            )
+    return out
+
+
+def _topo_order(sources: Mapping[str, list[tuple[str, str]]]) -> list[str]:
+    order: list[str] = []
+    state: dict[str, int] = {}  # 1 visiting, 2 done
+
+    def visit(name: str, path: list[str]) -> None:
+        if state.get(name) == 2:
+            return
+        if state.get(name) == 1:
+            cycle = path[path.index(name) :] + [name]
+            raise ConfigError(f"layer {name!r} is part of a cycle in 'from': {' -> '.join(cycle)}; break the cycle")
+        state[name] = 1
+        for kind, src in sources[name]:
+            if kind == "layer":
+                visit(src, path + [name])
+        state[name] = 2
+        order.append(name)
+
+    for name in sources:
+        visit(name, [])
+    return order
+
+
+def _loss_spec(name: str, d: Mapping[str, Any], extern: Mapping[str, DataInfo]):
+    target = d.get("target")
+    if target is not None and (not isinstance(target, str) or target not in extern):
+        hint = did_you_mean(target, extern) if isinstance(target, str) else ""
+        raise ConfigError(
+            f"layer {name!r}: target {target!r} is not in extern_data{hint}; extern_data has {list(extern)}"
+        )
+    loss = d.get("loss")
+    if loss is None:
+        return None, target
+    if loss not in _LOSSES:
+        hint = did_you_mean(loss, _LOSSES) if isinstance(loss, str) else ""
+        raise ConfigError(f"layer {name!r}: unknown loss {loss!r}{hint}; supported: {list(_LOSSES)}")
+    if target is None:
+        raise ConfigError(f"layer {name!r}: loss {loss!r} needs a 'target' (an extern_data key)")
+    scale = d.get("loss_scale", 1.0)
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)):
+        raise ConfigError(f"layer {name!r}: option 'loss_scale' must be a number, got {scale!r}")
+    return (loss, target, float(scale)), target
+
+
+def build_from_dict(
+    cls: type[Network],
+    net_dict: Mapping[str, Any],
+    extern_data: Mapping[str, Any],
+    initial_values: Mapping[str, Mapping[str, Any]],
+) -> Network:
+    """`cls.from_dict`: check the net dict, build every layer in dependency order and the Keras models."""
+    from transition.network._network import Layer
+
+    if not isinstance(net_dict, Mapping):
+        raise ConfigError(f"a net dict must be a dict of layer name -> layer dict, got {type(net_dict).__name__}")
+    extern = parse_extern_data(extern_data)
+    layer_dicts: dict[str, Mapping[str, Any]] = {}
+    for name, d in net_dict.items():
+        if isinstance(name, str) and not is_layer_key(name):
+            continue
+        _check_layer_name(name)
+        if not isinstance(d, Mapping):
+            raise ConfigError(f"layer {name!r}: expected a dict of options, got {type(d).__name__}")
+        if "class" not in d:
+            raise ConfigError(f"layer {name!r}: missing option 'class' (e.g. 'class': 'linear')")
+        layer_dicts[name] = d
+    if "output" not in layer_dicts:
+        raise ConfigError(
+            f"the net dict has no layer 'output'{did_you_mean('output', layer_dicts)}; the network's output is the "
+            "layer named 'output'"
+        )
+    classes = {name: get_layer_class(name, d["class"]) for name, d in layer_dicts.items()}
+    sources = {name: _resolve_sources(name, d, layer_dicts, extern) for name, d in layer_dicts.items()}
+    order = _topo_order(sources)
+    read_keys = [k for k in extern if any(("data", k) in s for s in sources.values())]
+    inputs = {
+        k: keras.Input(shape=extern[k].shape, dtype=extern[k].dtype, name=k if k not in layer_dicts else f"data_{k}")
+        for k in read_keys
+    }
+    tensors: dict[str, Any] = {}
+    infos: dict[str, DataInfo] = {}
+    built: dict[str, NetLayer] = {}
+    losses: dict[str, tuple[str, str, float, bool]] = {}
+    loss_outputs: dict[str, Any] = {}
+    for name in order:
+        d = layer_dicts[name]
+        loss, target = _loss_spec(name, d, extern)
+        src_infos = [extern[s] if kind == "data" else infos[s] for kind, s in sources[name]]
+        layer = classes[name](
+            name,
+            layer_dict=d,
+            sources=src_infos,
+            target_info=extern[target] if target is not None else None,
+            initial_values=initial_values.get(name),
+        )
+        x = [inputs[s] if kind == "data" else tensors[s] for kind, s in sources[name]]
+        tensors[name] = layer(x)
+        infos[name] = layer.out_info
+        built[name] = layer
+        if loss is not None:
+            is_logits = bool(layer.provides_logits) and loss[0] == "ce"
+            loss_outputs[name] = layer(x, logits=True) if is_logits else tensors[name]
+            losses[name] = (*loss, is_logits)
+    model_inputs = inputs["data"] if read_keys == ["data"] else inputs
+    keras_model = keras.Model(inputs=model_inputs, outputs=tensors["output"], name="network")
+    loss_model = keras.Model(inputs=model_inputs, outputs=loss_outputs, name="network_losses") if losses else None
+    layers = {
+        name: Layer(
+            name, params=built[name].params, split_info=built[name].split_info, layer_dict=d, keras_layer=built[name]
+        )
+        for name, d in layer_dicts.items()
+    }
+    return cls(
+        layers=layers,
+        keras_model=keras_model,
+        net_dict=net_dict,
+        extern_data=extern_data,
+        input_keys=read_keys,
+        loss_model=loss_model,
+        losses=losses,
+    )

@@ -1,0 +1,299 @@
+"""RETURNN-style layer classes as Keras 3 layers: params named and shaped as in RETURNN's TF layers.
+
+linear / softmax (`W` [n_in, n_out], `b` [n_out]; on a sparse input `W` [vocab, n_out] is an embedding),
+copy, activation, dropout, combine, layer_norm (`scale`, `bias`), batch_norm (`batch_norm/v2_mean`,
+`batch_norm/v2_variance`, `batch_norm/v2_gamma`, `batch_norm/v2_beta`), conv (1-D over time, `W`
+[filter_size, n_in, n_out], `bias` [n_out]); rec with unit lstm is in `_layers_rec.py`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import keras
+import tensorflow as tf
+
+from transition.network._layers_base import (
+    REQUIRED,
+    DataInfo,
+    NetLayer,
+    get_activation,
+    register_layer_class,
+)
+
+__all__ = [
+    "LinearLayer",
+    "SoftmaxLayer",
+    "CopyLayer",
+    "ActivationLayer",
+    "DropoutLayer",
+    "CombineLayer",
+    "LayerNormLayer",
+    "BatchNormLayer",
+    "ConvLayer",
+]
+
+
+class _DropoutMixin(NetLayer):
+    """Dropout (option "dropout", a rate in [0, 1)) on the layer input, in training only."""
+
+    def _init_dropout(self) -> None:
+        rate = self.opts.get("dropout", 0.0)
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0.0 <= rate < 1.0:
+            raise self.option_error("dropout", rate, "give a rate in [0, 1)")
+        object.__setattr__(self, "_rate", float(rate))
+        if rate:
+            self.seed_generator = keras.random.SeedGenerator()
+
+    def _dropout(self, x: tf.Tensor, training: bool) -> tf.Tensor:
+        if training and self._rate and x.dtype.is_floating:
+            return keras.random.dropout(x, self._rate, seed=self.seed_generator)
+        return x
+
+
+class LinearLayer(_DropoutMixin):
+    """`activation(x W + b)`; on a sparse source (int ids) `W` [vocab, n_out] is looked up (an embedding)."""
+
+    layer_options = {"n_out": None, "activation": None, "with_bias": True, "dropout": 0.0}
+    accepts_sparse = True
+
+    def output_info(self) -> DataInfo:
+        n_out = self.opts["n_out"]
+        if n_out is None:
+            if self.target_info is None:
+                raise self.option_error("n_out", None, "give n_out, or a 'target' whose dim gives it")
+            self.opts["n_out"] = n_out = self.target_info.dim
+        n_out = self.check_int("n_out")
+        self._activation_fn = get_activation(self.name, self._activation_name())
+        self.check_bool("with_bias")
+        self._init_dropout()
+        return DataInfo(dim=n_out, time=self.time())
+
+    def _activation_name(self):
+        return self.opts["activation"]
+
+    @property
+    def provides_logits(self) -> bool:  # type: ignore[override]
+        return self._activation_name() == "softmax"
+
+    def create_params(self) -> None:
+        n_out = self.opts["n_out"]
+        self.add_param("W", (self.in_dim(), n_out), "glorot_uniform", split_info=[self.source_dims(), [n_out]])
+        if self.opts["with_bias"]:
+            self.add_param("b", (n_out,), "zeros")
+
+    def forward(self, inputs: list[tf.Tensor], training: bool, logits: bool = False) -> tf.Tensor:
+        w = self.params["W"]
+        if self.sources[0].sparse:
+            x = tf.gather(w, tf.cast(inputs[0], "int32"))
+        else:
+            x = self._dropout(self.concat(inputs), training)
+            x = tf.tensordot(x, w, [[x.shape.rank - 1], [0]]) if x.shape.rank != 2 else tf.matmul(x, w)
+        if self.opts["with_bias"]:
+            x = x + self.params["b"]
+        if logits:
+            return x
+        return self._activation_fn(x)
+
+
+class SoftmaxLayer(LinearLayer):
+    """A linear layer with softmax activation; carries the "ce" loss against its target."""
+
+    layer_options = {"n_out": None, "with_bias": True, "dropout": 0.0}
+
+    def _activation_name(self):
+        return "softmax"
+
+
+class CopyLayer(_DropoutMixin):
+    """The sources, concatenated on the feature axis (a single sparse source passes through)."""
+
+    layer_options = {"dropout": 0.0}
+    accepts_sparse = True
+
+    def output_info(self) -> DataInfo:
+        self._init_dropout()
+        src = self.sources[0]
+        if src.sparse:
+            return src
+        return DataInfo(dim=self.in_dim(), time=self.time())
+
+    def forward(self, inputs: list[tf.Tensor], training: bool, logits: bool = False) -> tf.Tensor:
+        return self._dropout(self.concat(inputs), training)
+
+
+class DropoutLayer(CopyLayer):
+    """Dropout on the (concatenated) sources in training; the identity otherwise."""
+
+    layer_options = {"dropout": 0.0}
+    accepts_sparse = False
+
+
+class ActivationLayer(NetLayer):
+    """`activation(x)` of the concatenated sources."""
+
+    layer_options = {"activation": REQUIRED}
+
+    def output_info(self) -> DataInfo:
+        self._activation_fn = get_activation(self.name, self.opts["activation"])
+        return DataInfo(dim=self.in_dim(), time=self.time())
+
+    def forward(self, inputs: list[tf.Tensor], training: bool, logits: bool = False) -> tf.Tensor:
+        return self._activation_fn(self.concat(inputs))
+
+
+class CombineLayer(NetLayer):
+    """Elementwise "add" / "sub" / "mul" of sources with equal dims, then an optional activation."""
+
+    layer_options = {"kind": REQUIRED, "activation": None}
+    kinds = ("add", "sub", "mul")
+
+    def output_info(self) -> DataInfo:
+        kind = self.opts["kind"]
+        if kind not in self.kinds:
+            raise self.option_error("kind", kind, f"use one of {list(self.kinds)}")
+        if kind == "sub" and len(self.sources) != 2:
+            raise self.option_error("kind", kind, f"'sub' needs exactly 2 sources, 'from' names {len(self.sources)}")
+        dims = self.source_dims()
+        if len(set(dims)) != 1:
+            raise self.option_error(
+                "from", self.layer_dict.get("from"), f"combine needs sources of equal dims, got {dims}"
+            )
+        self._activation_fn = get_activation(self.name, self.opts["activation"])
+        return DataInfo(dim=dims[0], time=self.time())
+
+    def forward(self, inputs: list[tf.Tensor], training: bool, logits: bool = False) -> tf.Tensor:
+        kind = self.opts["kind"]
+        out = inputs[0]
+        for x in inputs[1:]:
+            out = out + x if kind == "add" else out - x if kind == "sub" else out * x
+        return self._activation_fn(out)
+
+
+class LayerNormLayer(NetLayer):
+    """Normalise the feature axis to zero mean / unit variance, then `* scale + bias` (RETURNN's layer_norm)."""
+
+    layer_options = {"epsilon": 1e-6}
+
+    def create_params(self) -> None:
+        dims = self.source_dims()
+        self.add_param("scale", (self.in_dim(),), "ones", split_info=[dims])
+        self.add_param("bias", (self.in_dim(),), "zeros", split_info=[dims])
+
+    def forward(self, inputs: list[tf.Tensor], training: bool, logits: bool = False) -> tf.Tensor:
+        x = self.concat(inputs)
+        mean = tf.reduce_mean(x, axis=-1, keepdims=True)
+        var = tf.reduce_mean(tf.square(x - mean), axis=-1, keepdims=True)
+        y = (x - mean) * tf.math.rsqrt(var + float(self.opts["epsilon"]))
+        return y * self.params["scale"] + self.params["bias"]
+
+
+class BatchNormLayer(NetLayer):
+    """Batch norm over all axes but the features: batch statistics in training (updating the running ones with
+    `momentum`), running statistics otherwise. Params as RETURNN's (param_version 2)."""
+
+    layer_options = {"momentum": 0.1, "epsilon": 1e-3, "masked_time": None}
+
+    def output_info(self) -> DataInfo:
+        # masked_time (RETURNN): whether padded frames are excluded from the statistics. Our inputs carry no
+        # padding mask (every frame counts), so both values give the same result; accepted for RETURNN configs.
+        if self.opts["masked_time"] not in (None, True, False):
+            raise self.option_error("masked_time", self.opts["masked_time"], "give True or False")
+        for key in ("momentum", "epsilon"):
+            v = self.opts[key]
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 1:
+                raise self.option_error(key, v, "give a number in [0, 1]")
+        return super().output_info()
+
+    def create_params(self) -> None:
+        dims, n = [self.source_dims()], self.in_dim()
+        self.add_param("batch_norm/v2_mean", (n,), "zeros", split_info=dims, trainable=False)
+        self.add_param("batch_norm/v2_variance", (n,), "ones", split_info=dims, trainable=False)
+        self.add_param("batch_norm/v2_gamma", (n,), "ones", split_info=dims)
+        self.add_param("batch_norm/v2_beta", (n,), "zeros", split_info=dims)
+
+    def forward(self, inputs: list[tf.Tensor], training: bool, logits: bool = False) -> tf.Tensor:
+        x = self.concat(inputs)
+        p = self.params
+        mean_v, var_v = p["batch_norm/v2_mean"], p["batch_norm/v2_variance"]
+        if training:
+            axes = list(range(x.shape.rank - 1))
+            mean, var = tf.nn.moments(x, axes=axes)
+            m = float(self.opts["momentum"])
+            mean_v.assign(mean_v * (1.0 - m) + mean * m)
+            var_v.assign(var_v * (1.0 - m) + var * m)
+        else:
+            mean, var = mean_v, var_v
+        y = (x - mean) * tf.math.rsqrt(var + float(self.opts["epsilon"]))
+        return y * p["batch_norm/v2_gamma"] + p["batch_norm/v2_beta"]
+
+
+def _one_int(layer: NetLayer, option: str) -> int:
+    value = layer.opts[option]
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        if len(value) != 1:
+            raise layer.option_error(option, value, "conv is 1-D over time: give one int or a 1-element list")
+        value = value[0]
+    layer.opts[option] = value
+    return layer.check_int(option)
+
+
+class ConvLayer(NetLayer):
+    """1-D convolution over time: `W` [filter_size, n_in, n_out], `bias` [n_out], then the activation."""
+
+    layer_options = {
+        "n_out": REQUIRED,
+        "filter_size": REQUIRED,
+        "padding": "same",
+        "strides": 1,
+        "dilation_rate": 1,
+        "activation": None,
+        "with_bias": True,
+    }
+    keeps_time_length = False  # strides / "valid" padding change it
+
+    def output_info(self) -> DataInfo:
+        self.require_time()
+        self._filter = _one_int(self, "filter_size")
+        self._strides = _one_int(self, "strides")
+        self._dilation = _one_int(self, "dilation_rate")
+        if self.opts["padding"] not in ("same", "valid"):
+            raise self.option_error("padding", self.opts["padding"], "use 'same' or 'valid'")
+        self.check_bool("with_bias")
+        self._activation_fn = get_activation(self.name, self.opts["activation"])
+        return DataInfo(dim=self.check_int("n_out"), time=True)
+
+    def create_params(self) -> None:
+        n_out = self.opts["n_out"]
+        self.add_param(
+            "W", (self._filter, self.in_dim(), n_out), "glorot_uniform",
+            split_info=[[self._filter], self.source_dims(), [n_out]],
+        )
+        if self.opts["with_bias"]:
+            self.add_param("bias", (n_out,), "zeros")
+
+    def forward(self, inputs: list[tf.Tensor], training: bool, logits: bool = False) -> tf.Tensor:
+        x = self.concat(inputs)
+        y = tf.nn.conv1d(
+            x, self.params["W"], stride=self._strides, padding=self.opts["padding"].upper(),
+            dilations=self._dilation,
+        )
+        if self.opts["with_bias"]:
+            y = y + self.params["bias"]
+        return self._activation_fn(y)
+
+
+for _name, _cls in [
+    ("linear", LinearLayer),
+    ("softmax", SoftmaxLayer),
+    ("copy", CopyLayer),
+    ("activation", ActivationLayer),
+    ("dropout", DropoutLayer),
+    ("combine", CombineLayer),
+    ("layer_norm", LayerNormLayer),
+    ("batch_norm", BatchNormLayer),
+    ("conv", ConvLayer),
+]:
+    register_layer_class(_name, _cls)
+
+from transition.network import _layers_rec  # noqa: E402,F401  (registers "rec")

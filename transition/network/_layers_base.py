@@ -1,0 +1,392 @@
+"""The base of RETURNN-style layer classes (Keras 3 layers), option checking, activations, the class registry.
+
+Protocol of a layer class (see `NetLayer`; register it with `register_layer_class(name, cls)`):
+
+- `layer_options`: {option: default} of the class-specific options (`REQUIRED` marks a mandatory one). Besides
+  them every layer accepts `COMMON_OPTIONS` ("class", "from", "trainable", "custom_param_importer", "loss",
+  "target", "loss_scale", "is_output_layer", "n_out" as a check of the output dim); keys starting with "#" are
+  comments. Any other key is a ConfigError naming the layer and the option.
+- `min_sources` / `max_sources`: how many sources "from" may name; `accepts_sparse`: whether a source may be
+  sparse (int ids).
+- `output_info(self) -> DataInfo`: the output's feature dim / sparsity / time axis, from `self.sources` (one
+  `DataInfo` per source), `self.opts` (the options, defaults filled in) and `self.target_info`.
+- `create_params(self)`: creates every param with `self.add_param(name, shape, initializer, split_info=...)`;
+  `split_info` lists the parts of each axis (default: one part per axis), e.g. [[3, 2], [n_out]] for a kernel
+  reading two sources of dims 3 and 2 (`self.source_dims()`).
+- `forward(self, inputs, training, logits=False)`: `inputs` is the list of source tensors; returns the output.
+  Classes that set `provides_logits` return the pre-softmax logits when `logits` is True (for the "ce" loss).
+- The symbolic output in a Keras graph comes from `output_info()` (no tracing of `forward`): a dense output has the
+  layer's compute dtype, sparse ids the sparse source's dtype (else `DataInfo.dtype` if an int type, else int32);
+  the time length is kept unless `keeps_time_length` is False. Set `trace_output_spec = True` to have Keras trace
+  `forward` instead (for a class whose output does not follow these rules).
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, ClassVar
+
+import attrs
+import keras
+import numpy as np
+import tensorflow as tf
+
+from transition.errors import ConfigError, TransitionError, did_you_mean
+from transition.network._fast_init import as_tensor, draw_init
+from transition.params._split import check_axis_splits, whole_axis_splits
+
+__all__ = [
+    "REQUIRED",
+    "COMMON_OPTIONS",
+    "DataInfo",
+    "NetLayer",
+    "register_layer_class",
+    "get_layer_class",
+    "layer_class_names",
+    "get_activation",
+    "ACTIVATIONS",
+]
+
+
+class _Required:
+    def __repr__(self) -> str:
+        return "REQUIRED"
+
+
+REQUIRED: Any = _Required()
+
+COMMON_OPTIONS = (
+    "class",
+    "from",
+    "trainable",
+    "custom_param_importer",
+    "loss",
+    "target",
+    "loss_scale",
+    "is_output_layer",
+    "n_out",
+)
+
+
+@attrs.frozen
+class DataInfo:
+    """What flows between layers: feature dim (vocab size when sparse), sparse ids or dense, time axis or not."""
+
+    dim: int
+    sparse: bool = False
+    time: bool = True
+    dtype: str = "float32"
+
+    @property
+    def shape(self) -> tuple[int | None, ...]:
+        """The shape without the batch axis, as for `keras.Input`."""
+        return ((None,) if self.time else ()) + (() if self.sparse else (self.dim,))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# activations
+
+
+def _identity(x):
+    return x
+
+
+ACTIVATIONS: dict[str, Callable[[tf.Tensor], tf.Tensor]] = {
+    "identity": _identity,
+    "linear": _identity,
+    "tanh": tf.tanh,
+    "sigmoid": tf.sigmoid,
+    "relu": tf.nn.relu,
+    "elu": tf.nn.elu,
+    "selu": tf.nn.selu,
+    "gelu": tf.nn.gelu,
+    "swish": tf.nn.silu,
+    "silu": tf.nn.silu,
+    "softplus": tf.nn.softplus,
+    "softmax": tf.nn.softmax,
+    "log_softmax": tf.nn.log_softmax,
+    "abs": tf.abs,
+    "square": tf.square,
+    "exp": tf.exp,
+    "log": tf.math.log,
+}
+
+
+def get_activation(layer_name: str, activation: Any) -> Callable[[tf.Tensor], tf.Tensor]:
+    """The function of an activation name (None means identity); ConfigError naming the layer otherwise."""
+    if activation is None:
+        return _identity
+    if isinstance(activation, str) and activation in ACTIVATIONS:
+        return ACTIVATIONS[activation]
+    hint = did_you_mean(activation, ACTIVATIONS) if isinstance(activation, str) else ""
+    raise ConfigError(
+        f"layer {layer_name!r}: unknown activation {activation!r}{hint}; use one of {sorted(ACTIVATIONS)} or None"
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# registry
+
+_LAYER_CLASSES: dict[str, type[NetLayer]] = {}
+
+
+def register_layer_class(name: str, cls: type[NetLayer]) -> None:
+    """Register a layer class under `name` (the "class" value in a net dict); it must subclass `NetLayer`."""
+    if not isinstance(name, str) or not name:
+        raise ConfigError(f"register_layer_class: the name must be a non-empty string, got {name!r}")
+    if not (isinstance(cls, type) and issubclass(cls, NetLayer)):
+        raise ConfigError(
+            f"register_layer_class({name!r}, {cls!r}): the class must subclass transition.NetLayer "
+            "(define layer_options, output_info, create_params, forward)"
+        )
+    _LAYER_CLASSES[name] = cls
+
+
+def get_layer_class(layer_name: str, class_name: Any) -> type[NetLayer]:
+    """The registered class of that name; ConfigError naming the layer otherwise."""
+    if isinstance(class_name, str) and class_name in _LAYER_CLASSES:
+        return _LAYER_CLASSES[class_name]
+    hint = did_you_mean(class_name, _LAYER_CLASSES) if isinstance(class_name, str) else ""
+    raise ConfigError(
+        f"layer {layer_name!r}: unknown layer class {class_name!r}{hint}; known classes: "
+        f"{sorted(_LAYER_CLASSES)} (register your own with transition.register_layer_class)"
+    )
+
+
+def layer_class_names() -> list[str]:
+    """The names of all registered layer classes."""
+    return sorted(_LAYER_CLASSES)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# base class
+
+
+class NetLayer(keras.layers.Layer):
+    """A RETURNN-style layer as a Keras 3 layer; see the module docstring for the protocol of subclasses."""
+
+    layer_options: ClassVar[Mapping[str, Any]] = {}
+    min_sources: ClassVar[int] = 1
+    max_sources: ClassVar[int | None] = None
+    accepts_sparse: ClassVar[bool] = False
+    provides_logits: ClassVar[bool] = False
+    keeps_time_length: ClassVar[bool] = True  # output frames = input frames (for the symbolic shape)
+    trace_output_spec: ClassVar[bool] = False  # True: Keras traces `forward` for the symbolic output
+
+    @classmethod
+    def parse_options(cls, layer_name: str, layer_dict: Mapping[str, Any]) -> dict[str, Any]:
+        """The class-specific options with defaults filled in; ConfigError for unknown or missing ones."""
+        known = set(COMMON_OPTIONS) | set(cls.layer_options)
+        opts: dict[str, Any] = {}
+        for key, value in layer_dict.items():
+            if not isinstance(key, str):
+                raise ConfigError(f"layer {layer_name!r}: option keys must be strings, got {key!r}")
+            if key.startswith("#"):
+                continue
+            if key not in known:
+                raise ConfigError(
+                    f"layer {layer_name!r} (class {layer_dict.get('class')!r}): unknown option {key!r}"
+                    f"{did_you_mean(key, known)}; the options of this class are {sorted(known)}"
+                )
+            if key in cls.layer_options:
+                opts[key] = value
+        for key, default in cls.layer_options.items():
+            if key not in opts:
+                if default is REQUIRED:
+                    raise ConfigError(
+                        f"layer {layer_name!r} (class {layer_dict.get('class')!r}): missing required option {key!r}"
+                    )
+                opts[key] = default
+        return opts
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        layer_dict: Mapping[str, Any],
+        sources: Sequence[DataInfo],
+        target_info: DataInfo | None = None,
+        initial_values: Mapping[str, Any] | None = None,
+    ):
+        trainable = layer_dict.get("trainable", True)
+        if not isinstance(trainable, bool):
+            raise ConfigError(f"layer {name!r}: option 'trainable' must be True or False, got {trainable!r}")
+        super().__init__(name=name, trainable=trainable)
+        setattr_ = object.__setattr__  # internals bypass Keras' attribute tracking
+        setattr_(self, "layer_dict", dict(layer_dict))
+        setattr_(self, "sources", tuple(sources))
+        setattr_(self, "target_info", target_info)
+        setattr_(self, "opts", type(self).parse_options(name, layer_dict))
+        setattr_(self, "params", {})
+        setattr_(self, "split_info", {})
+        setattr_(self, "param_initializers", {})
+        setattr_(self, "initialized_from_values", {})  # param -> weakref of the array it was created from
+        setattr_(self, "_initial_values", dict(initial_values or {}))
+        self._check_sources()
+        info = self.output_info()
+        n_out = layer_dict.get("n_out")
+        if n_out is not None and "n_out" not in type(self).layer_options and n_out != info.dim:
+            raise ConfigError(
+                f"layer {name!r}: option n_out={n_out!r} but the output dim of this {layer_dict.get('class')!r} "
+                f"layer is {info.dim}; fix n_out or remove it"
+            )
+        setattr_(self, "out_info", info)
+
+    # -- helpers for subclasses --------------------------------------------------------------------------------
+
+    def _check_sources(self) -> None:
+        n = len(self.sources)
+        cls = type(self)
+        if n < cls.min_sources or (cls.max_sources is not None and n > cls.max_sources):
+            want = f"{cls.min_sources}" if cls.max_sources == cls.min_sources else (
+                f"at least {cls.min_sources}" if cls.max_sources is None else f"{cls.min_sources}..{cls.max_sources}"
+            )
+            raise ConfigError(
+                f"layer {self.name!r} (class {self.layer_dict.get('class')!r}): 'from' names {n} sources, this "
+                f"class needs {want}"
+            )
+        if any(s.sparse for s in self.sources) and not (cls.accepts_sparse and n == 1):
+            raise ConfigError(
+                f"layer {self.name!r} (class {self.layer_dict.get('class')!r}): a sparse source (int ids) is only "
+                "allowed as the single source of a layer that accepts ids (linear, softmax, copy); use a linear "
+                "layer as embedding first"
+            )
+        if n > 1 and len({s.time for s in self.sources}) > 1:
+            raise ConfigError(
+                f"layer {self.name!r}: its sources mix inputs with and without a time axis; they cannot be "
+                "concatenated"
+            )
+
+    def option_error(self, option: str, value: Any, what: str) -> ConfigError:
+        """A ConfigError naming this layer and the option."""
+        return ConfigError(f"layer {self.name!r}: option {option!r}={value!r} is invalid; {what}")
+
+    def check_int(self, option: str, minimum: int = 1) -> int:
+        """The option as an int >= minimum, else a ConfigError naming the option."""
+        value = self.opts[option]
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+            raise self.option_error(option, value, f"give an int >= {minimum}")
+        return value
+
+    def check_bool(self, option: str) -> bool:
+        """The option as True / False, else a ConfigError naming the option."""
+        value = self.opts[option]
+        if not isinstance(value, bool):
+            raise self.option_error(option, value, "give True or False")
+        return value
+
+    def require_time(self) -> None:
+        """A ConfigError naming this layer unless its sources have a time axis."""
+        if not self.time():
+            raise self.option_error(
+                "from", self.layer_dict.get("from"), f"{self.layer_dict.get('class')} needs a source with a time axis"
+            )
+
+    def source_dims(self) -> list[int]:
+        """The feature dim of each source: the parts of a concatenated input's feature axis."""
+        return [s.dim for s in self.sources]
+
+    def in_dim(self) -> int:
+        """The feature dim of the concatenated sources."""
+        return sum(self.source_dims())
+
+    def time(self) -> bool:
+        """Whether the (first) source has a time axis."""
+        return self.sources[0].time
+
+    @staticmethod
+    def concat(inputs: Sequence[tf.Tensor]) -> tf.Tensor:
+        """The sources concatenated on the feature axis."""
+        return inputs[0] if len(inputs) == 1 else tf.concat(list(inputs), axis=-1)
+
+    def add_param(
+        self,
+        name: str,
+        shape: Sequence[int],
+        initializer: Any = "glorot_uniform",
+        *,
+        split_info: Sequence[Sequence[int]] | None = None,
+        trainable: bool = True,
+        dtype: str = "float32",
+    ) -> keras.Variable:
+        """Create param `name` (relative to the layer, may contain "/").
+
+        When the network was given an initial value of exactly this shape, the variable is created from it
+        (no random init, no extra copy) and the param is listed in `initialized_from_values`.
+        """
+        shape = tuple(int(d) for d in shape)
+        if name in self.params:
+            raise TransitionError(f"layer {self.name!r}: param {name!r} is created twice")
+        info = [list(map(int, p)) for p in split_info] if split_info is not None else whole_axis_splits(shape)
+        check_axis_splits(info, shape, f"layer {self.name!r}, param {name!r}")
+        init = keras.initializers.get(initializer)
+        value = self._initial_values.get(name)
+        from_value = value is not None and tuple(np.shape(value)) == shape
+        holder = [as_tensor(value, dtype) if from_value else draw_init(init, shape, dtype)]
+        var = self.add_weight(
+            shape=shape, initializer=lambda shape, dtype=None: holder.pop(), dtype=dtype,
+            trainable=trainable, name=name.replace("/", "_"),
+        )
+        if from_value:
+            try:
+                self.initialized_from_values[name] = weakref.ref(value)
+            except TypeError:  # not weak-referenceable (e.g. a list): never skipped by the import
+                self.initialized_from_values[name] = None
+        self.params[name] = var
+        self.split_info[name] = info
+        self.param_initializers[name] = init
+        return var
+
+    def fresh_value(self, name: str) -> np.ndarray:
+        """A freshly initialised value of param `name` (as its initializer draws it)."""
+        var = self.params[name]
+        return np.asarray(draw_init(self.param_initializers[name], tuple(var.shape), var.dtype))
+
+    # -- Keras -------------------------------------------------------------------------------------------------
+
+    def build(self, input_shape: Any = None) -> None:
+        """Keras' build: creates the params (`create_params`)."""
+        self.create_params()
+        self.built = True
+
+    def call(self, inputs: Any, training: bool | None = None, logits: bool = False) -> tf.Tensor:
+        """Keras' call: `forward` on the list of source tensors."""
+        if not isinstance(inputs, (list, tuple)):
+            inputs = [inputs]
+        return self.forward(list(inputs), bool(training), logits=logits)
+
+    def compute_output_spec(self, inputs: Any, training: bool | None = None, logits: bool = False) -> Any:
+        """The symbolic output, from `out_info` (Keras would otherwise trace `forward` in a TF graph per layer,
+        ~20 ms each). Classes with `trace_output_spec = True` are traced."""
+        if type(self).trace_output_spec:
+            return super().compute_output_spec(inputs, training=training, logits=logits)
+        xs = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
+        info = self.out_info
+        first = tuple(xs[0].shape)
+        time_len = first[1] if (
+            info.time and self.sources[0].time and type(self).keeps_time_length and len(first) > 1
+        ) else None
+        shape = first[:1] + ((time_len,) if info.time else ()) + (() if info.sparse else (info.dim,))
+        if not info.sparse:
+            dtype = self.compute_dtype
+        elif self.sources[0].sparse:
+            dtype = xs[0].dtype
+        else:  # ids computed from dense inputs
+            dtype = info.dtype if info.dtype.startswith(("int", "uint")) else "int32"
+        return keras.KerasTensor(shape, dtype=dtype)
+
+    # -- to implement ------------------------------------------------------------------------------------------
+
+    def output_info(self) -> DataInfo:
+        """Default: dense, dim of the concatenated sources, time axis as the sources."""
+        return DataInfo(dim=self.in_dim(), time=self.time())
+
+    def create_params(self) -> None:
+        """Create the params with `self.add_param`; default: none."""
+
+    def forward(self, inputs: list[tf.Tensor], training: bool, logits: bool = False) -> tf.Tensor:
+        """The output from the source tensors (the pre-softmax logits if `logits` and `provides_logits`)."""
+        raise NotImplementedError(f"layer class {type(self).__name__} does not implement forward()")

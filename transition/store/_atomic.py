@@ -1,0 +1,452 @@
+"""The commit protocol of a checkpoint prefix (see docs/ARCHITECTURE.md, "On-disk naming").
+
+A save at `prefix`: create `{prefix}.pending`, drop any old `{prefix}.commit.json`, write each file under a temporary
+name `{prefix}.tmp-<hex>...`, fsync it, rename it into place, then write `{prefix}.commit.json` (format version, every
+file's size and zlib.crc32) atomically (temp + fsync + rename + fsync of the directory) and remove `.pending`.
+The commit file decides: a prefix without one is not committed, also on file systems whose rename is not atomic.
+All paths go through `tf.io.gfile` (gs://, ram://, ...); fsync is done where the path is local.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import signal
+import threading
+import time
+import zlib
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+from transition.errors import CheckpointError
+
+__all__ = [
+    "FORMAT",
+    "FORMAT_VERSION",
+    "PENDING_SUFFIX",
+    "COMMIT_SUFFIX",
+    "FileRecord",
+    "CommitInfo",
+    "PendingSave",
+    "read_commit",
+    "verify",
+    "file_crc32",
+    "delete_checkpoint",
+    "cleanup_leftovers",
+    "has_commit",
+    "EarlyFlush",
+    "is_local",
+    "local_path",
+]
+
+FORMAT = "transition-checkpoint"
+FORMAT_VERSION = 1
+PENDING_SUFFIX = ".pending"
+COMMIT_SUFFIX = ".commit.json"
+MAX_COMMIT_BYTES = 1 << 20  # a commit file is a few hundred bytes; a bigger one is not ours
+_FILE_SUFFIX_RE = re.compile(r"\.(?:index|state\.json|data-\d{5}-of-\d{5})")
+_TMP_RE = re.compile(r"\.tmp-[0-9a-f]{16}(?:\.|$)")
+_CHUNK = 16 << 20
+_KILL_ENV = "TRANSITION_TEST_KILL_AT"
+# False only in bench/save.py, to compare with writers that do not fsync (tf.train.Checkpoint.write); never in use
+DURABLE = True
+
+
+def _gfile():
+    import tensorflow as tf
+
+    return tf.io.gfile
+
+
+def fault_point(name: str) -> None:
+    """Test hook: SIGKILL this process here when the env var TRANSITION_TEST_KILL_AT equals `name`."""
+    if os.environ.get(_KILL_ENV) == name:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def is_local(path: str) -> bool:
+    """Whether `path` is on the local file system (plain or file://): fsync and flock work there."""
+    return "://" not in path or path.startswith("file://")
+
+
+def local_path(path: str) -> str:
+    """`path` without a file:// scheme."""
+    return path[len("file://") :] if path.startswith("file://") else path
+
+
+def _split(prefix: str) -> tuple[str, str]:
+    directory, base = os.path.split(prefix)
+    return directory or ".", base
+
+
+def _fsync(path: str, *, directory: bool = False) -> None:
+    if not is_local(path) or not DURABLE:
+        return  # remote file systems make a closed file durable themselves
+    flags = os.O_RDONLY | (getattr(os, "O_DIRECTORY", 0) if directory else 0)
+    fd = os.open(local_path(path), flags)
+    try:
+        os.fsync(fd)
+    except OSError:
+        if not directory:
+            raise  # some file systems cannot fsync a directory; a file must be synced
+    finally:
+        os.close(fd)
+
+
+class EarlyFlush:
+    """While another writer (TF's SaveV2) writes a local file, push its dirty pages to disk from a thread.
+
+    `with EarlyFlush(directory, name_prefix):` repeatedly fdatasyncs the newest file in `directory` whose name
+    starts with `name_prefix` (TF writes the data file under a temporary `.tempstate<n>` name and renames it), so
+    the disk writes while TF still produces bytes and the final fsync in `PendingSave.place` only waits for the rest.
+    Best effort: its own errors are ignored (the final fsync decides). No-op for remote paths.
+    """
+
+    def __init__(self, directory: str, name_prefix: str, *, interval: float = 0.02):
+        self._directory = local_path(directory)
+        self._name_prefix = name_prefix
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._enabled = is_local(directory) and DURABLE
+
+    def __enter__(self) -> EarlyFlush:
+        if self._enabled:
+            self._thread = threading.Thread(target=self._run, name="transition-early-flush", daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def _open_newest(self) -> int | None:
+        try:
+            names = [n for n in os.listdir(self._directory) if n.startswith(self._name_prefix)]
+            return os.open(os.path.join(self._directory, max(names)), os.O_RDONLY) if names else None
+        except OSError:
+            return None
+
+    def _run(self) -> None:
+        fd = None
+        try:
+            while not self._stop.is_set():
+                if fd is None:
+                    fd = self._open_newest()
+                if fd is not None:
+                    try:
+                        os.fdatasync(fd)  # releases the GIL; blocks only this thread
+                    except OSError:
+                        return
+                self._stop.wait(self._interval)
+        finally:
+            if fd is not None:
+                os.close(fd)
+
+
+def _remove(path: str) -> bool:
+    gfile = _gfile()
+    try:
+        gfile.remove(path)
+        return True
+    except Exception:  # noqa: BLE001 - tf.errors.NotFoundError and friends; best effort
+        return False
+
+
+def _wrap(prefix: str, what: str, exc: BaseException) -> CheckpointError:
+    return CheckpointError(f"checkpoint {prefix}: {what} failed: {exc}")
+
+
+@attrs.frozen
+class FileRecord:
+    size: int
+    crc32: int
+
+
+@attrs.frozen
+class CommitInfo:
+    """A validated `{prefix}.commit.json`: files (suffix -> size, crc32) and the caller's metadata."""
+
+    prefix: str
+    files: Mapping[str, FileRecord]
+    meta: Mapping[str, Any]
+    version: int = FORMAT_VERSION
+
+    @property
+    def size(self) -> int:
+        return sum(f.size for f in self.files.values())
+
+
+def file_crc32(path: str) -> tuple[int, int]:
+    """(zlib.crc32, size) of the file at `path`, read in chunks."""
+    crc, size = 0, 0
+    if is_local(path):
+        buf = bytearray(_CHUNK)
+        view = memoryview(buf)
+        with open(local_path(path), "rb", buffering=0) as f:
+            while n := f.readinto(buf):
+                crc = zlib.crc32(view[:n], crc)
+                size += n
+        return crc, size
+    with _gfile().GFile(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            crc = zlib.crc32(chunk, crc)
+            size += len(chunk)
+    return crc, size
+
+
+def _write_bytes(path: str, data: bytes) -> None:
+    """Write `data` to `path` and fsync it (the single place file bytes are written; tests monkeypatch it)."""
+    with _gfile().GFile(path, "wb") as f:
+        f.write(data)
+    _fsync(path)
+
+
+def has_commit(prefix: str) -> bool:
+    return _gfile().exists(prefix + COMMIT_SUFFIX)
+
+
+def _files_of(prefix: str, names: list[str] | None = None) -> list[str]:
+    """The names (in the directory of `prefix`) of its bundle / state files and its temporaries."""
+    directory, base = _split(prefix)
+    if names is None:
+        names = _gfile().listdir(directory)
+    out = []
+    for name in names:
+        name = name.rstrip("/")
+        if not name.startswith(base + "."):
+            continue
+        rest = name[len(base) :]
+        if _FILE_SUFFIX_RE.fullmatch(rest) or _TMP_RE.match(rest):
+            out.append(name)
+    return out
+
+
+class PendingSave:
+    """One save at `prefix`: `begin()`, then `write_bytes` / `place` per file, then `commit(meta)`; `abort()` on error.
+
+    Used as a context manager it begins on enter and aborts (removes the partial files) when the block raises.
+    """
+
+    def __init__(self, prefix: str, *, overwrite: bool = False):
+        self.prefix = prefix
+        self.overwrite = overwrite
+        self.temp_prefix = f"{prefix}.tmp-{secrets.token_hex(8)}"
+        self._files: dict[str, FileRecord] = {}
+        self._directory = _split(prefix)[0]
+
+    def __enter__(self) -> PendingSave:
+        self.begin()
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:
+            self.abort()
+
+    def begin(self) -> None:
+        gfile = _gfile()
+        if has_commit(self.prefix) and not self.overwrite:
+            raise CheckpointError(
+                f"checkpoint {self.prefix} already exists and is committed; delete it or save under another epoch/step"
+            )
+        try:
+            if not gfile.isdir(self._directory):
+                gfile.makedirs(self._directory)
+            _write_bytes(self.prefix + PENDING_SUFFIX, json.dumps({"pid": os.getpid(), "time": time.time()}).encode())
+            _fsync(self._directory, directory=True)
+            fault_point("pending_created")
+            removed = _remove(self.prefix + COMMIT_SUFFIX)
+            for name in _files_of(self.prefix):
+                removed = _remove(os.path.join(self._directory, name)) or removed
+            if removed:  # a new prefix (the usual case) has nothing to remove: no second directory fsync
+                _fsync(self._directory, directory=True)
+        except CheckpointError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - OSError, tf.errors.OpError
+            raise _wrap(self.prefix, "starting the save", exc) from exc
+
+    def place(self, temp_path: str, suffix: str, *, crc32: int | None = None, size: int | None = None,
+              synced: bool = False) -> None:
+        """fsync `temp_path` (unless `synced`), rename it to `{prefix}{suffix}` and record its size and checksum.
+
+        `crc32`/`size` may come from memory (no re-read); when the file's size differs, the file is hashed instead.
+        """
+        if not _FILE_SUFFIX_RE.fullmatch(suffix):
+            raise CheckpointError(f"checkpoint {self.prefix}: {suffix!r} is not a checkpoint file suffix")
+        gfile = _gfile()
+        try:
+            if not synced:
+                _fsync(temp_path)
+            actual = gfile.stat(temp_path).length
+            if crc32 is None or size != actual:
+                crc32, actual = file_crc32(temp_path)
+            gfile.rename(temp_path, self.prefix + suffix, overwrite=True)
+        except Exception as exc:  # noqa: BLE001
+            raise _wrap(self.prefix, f"placing {self.prefix}{suffix}", exc) from exc
+        self._files[suffix] = FileRecord(size=int(actual), crc32=int(crc32))
+
+    def write_bytes(self, suffix: str, data: bytes) -> None:
+        """Write a small file `{prefix}{suffix}` via a temporary."""
+        temp = self.temp_prefix + suffix
+        try:
+            _write_bytes(temp, data)
+        except Exception as exc:  # noqa: BLE001
+            raise _wrap(self.prefix, f"writing {self.prefix}{suffix}", exc) from exc
+        self.place(temp, suffix, crc32=zlib.crc32(data), size=len(data), synced=True)
+
+    def commit(self, meta: Mapping[str, Any]) -> CommitInfo:
+        """Write the commit file atomically and remove `.pending`; the checkpoint is committed from here on."""
+        record = {
+            "format": FORMAT,
+            "version": FORMAT_VERSION,
+            "files": {s: {"size": r.size, "crc32": r.crc32} for s, r in sorted(self._files.items())},
+            "meta": dict(meta),
+        }
+        data = json.dumps(record, indent=1, sort_keys=True, allow_nan=False).encode()
+        temp = self.temp_prefix + COMMIT_SUFFIX
+        gfile = _gfile()
+        try:
+            _fsync(self._directory, directory=True)  # the renamed files first
+            fault_point("before_commit")
+            _write_bytes(temp, data)
+            gfile.rename(temp, self.prefix + COMMIT_SUFFIX, overwrite=True)
+            _fsync(self._directory, directory=True)
+        except Exception as exc:  # noqa: BLE001
+            raise _wrap(self.prefix, "writing the commit file", exc) from exc
+        fault_point("committed")
+        _remove(self.prefix + PENDING_SUFFIX)
+        return CommitInfo(prefix=self.prefix, files=dict(self._files), meta=dict(meta))
+
+    def abort(self) -> None:
+        """Best effort: remove what this save wrote; what is left is cleaned by `cleanup_leftovers`."""
+        try:
+            if not has_commit(self.prefix):
+                for name in _files_of(self.prefix):
+                    _remove(os.path.join(self._directory, name))
+                _remove(self.prefix + PENDING_SUFFIX)
+        except Exception:  # noqa: BLE001 - the original error matters more
+            pass
+
+
+def _bad(prefix: str, why: str) -> CheckpointError:
+    return CheckpointError(f"commit file {prefix}{COMMIT_SUFFIX} is damaged or not ours: {why}")
+
+
+def _is_int(x: Any) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def read_commit(prefix: str) -> CommitInfo:
+    """Read and validate `{prefix}.commit.json` (does not check the files; see `verify`)."""
+    gfile = _gfile()
+    path = prefix + COMMIT_SUFFIX
+    try:
+        length = gfile.stat(path).length
+        if length > MAX_COMMIT_BYTES:
+            raise _bad(prefix, f"{length} bytes, more than the {MAX_COMMIT_BYTES} a commit file can have")
+        with gfile.GFile(path, "rb") as f:
+            raw = f.read(MAX_COMMIT_BYTES + 1)
+    except CheckpointError:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        raise CheckpointError(f"checkpoint {prefix} is not committed: cannot read {path}: {exc}") from exc
+    try:
+        obj = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise _bad(prefix, f"not JSON ({exc})") from exc
+    if not isinstance(obj, dict) or obj.get("format") != FORMAT:
+        raise _bad(prefix, f"no 'format': {FORMAT!r}")
+    version = obj.get("version")
+    if not _is_int(version) or version < 1:
+        raise _bad(prefix, f"bad 'version' {version!r}")
+    if version > FORMAT_VERSION:
+        raise CheckpointError(
+            f"checkpoint {prefix} has format version {version}; this transition reads up to {FORMAT_VERSION}: "
+            "upgrade transition"
+        )
+    files, meta = obj.get("files"), obj.get("meta")
+    if not isinstance(files, dict) or not files or not isinstance(meta, dict):
+        raise _bad(prefix, "'files' must be a non-empty object and 'meta' an object")
+    records = {}
+    for suffix, rec in files.items():
+        if not isinstance(suffix, str) or not _FILE_SUFFIX_RE.fullmatch(suffix):
+            raise _bad(prefix, f"file {suffix!r} is not a checkpoint file suffix (like '.index')")
+        if not isinstance(rec, dict) or not _is_int(rec.get("size")) or not _is_int(rec.get("crc32")):
+            raise _bad(prefix, f"file {suffix!r}: expected {{'size': int, 'crc32': int}}, got {rec!r:.100}")
+        if not (0 <= rec["size"] < 1 << 50 and 0 <= rec["crc32"] < 1 << 32):
+            raise _bad(prefix, f"file {suffix!r}: size {rec['size']} or crc32 {rec['crc32']} out of range")
+        records[suffix] = FileRecord(size=rec["size"], crc32=rec["crc32"])
+    return CommitInfo(prefix=prefix, files=records, meta=meta, version=version)
+
+
+def verify(prefix: str, *, checksums: bool = True) -> CommitInfo:
+    """Check the commit file and every file's size (and checksum); raises CheckpointError naming what is wrong."""
+    info = read_commit(prefix)
+    gfile = _gfile()
+    for suffix, rec in sorted(info.files.items()):
+        path = prefix + suffix
+        try:
+            length = gfile.stat(path).length
+        except Exception as exc:  # noqa: BLE001 - NotFoundError
+            raise CheckpointError(f"checkpoint {prefix} is damaged: file {path} is missing ({exc})") from exc
+        if length != rec.size:
+            raise CheckpointError(
+                f"checkpoint {prefix} is damaged: {path} has {length} bytes, the commit file says {rec.size}"
+            )
+        if checksums:
+            crc, _ = file_crc32(path)
+            if crc != rec.crc32:
+                raise CheckpointError(
+                    f"checkpoint {prefix} is damaged: checksum of {path} is {crc:#010x}, "
+                    f"the commit file says {rec.crc32:#010x}"
+                )
+    return info
+
+
+def delete_checkpoint(prefix: str) -> None:
+    """Delete a checkpoint so that a crash at any point leaves it either committed or cleanable (`.pending` first)."""
+    directory, _ = _split(prefix)
+    try:
+        _write_bytes(prefix + PENDING_SUFFIX, b'{"deleting": true}')
+        fault_point("deleting")
+        _remove(prefix + COMMIT_SUFFIX)
+        _fsync(directory, directory=True)
+        for name in _files_of(prefix):
+            _remove(os.path.join(directory, name))
+        _remove(prefix + PENDING_SUFFIX)
+    except Exception as exc:  # noqa: BLE001
+        raise _wrap(prefix, "deleting", exc) from exc
+
+
+def cleanup_leftovers(model: str) -> list[str]:
+    """Remove temporaries and uncommitted (`.pending` without commit file) prefixes of `model` left by a crash.
+
+    Only call it while holding the model's lock: another live process may be saving. Returns the removed paths.
+    """
+    directory, base = _split(model)
+    gfile = _gfile()
+    if not gfile.isdir(directory):
+        return []
+    names = [n.rstrip("/") for n in gfile.listdir(directory)]
+    removed = []
+    for name in names:
+        if name.startswith(base + ".") and _TMP_RE.search(name[len(base) :]):
+            if _remove(os.path.join(directory, name)):
+                removed.append(os.path.join(directory, name))
+    for name in names:
+        if not (name.startswith(base + ".") and name.endswith(PENDING_SUFFIX)):
+            continue
+        prefix = os.path.join(directory, name[: -len(PENDING_SUFFIX)])
+        if not has_commit(prefix):
+            for other in _files_of(prefix, names):
+                path = os.path.join(directory, other)
+                if path not in removed and _remove(path):
+                    removed.append(path)
+        if _remove(prefix + PENDING_SUFFIX):
+            removed.append(prefix + PENDING_SUFFIX)
+    return removed

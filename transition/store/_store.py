@@ -1,0 +1,491 @@
+"""`CheckpointStore`: the sequence of checkpoints of one model (save, list, latest good, restore, keep policy).
+
+Each checkpoint is a TF bundle (`layer/param`, `optimizer/...`, `state/...`) plus `{prefix}.state.json`, committed
+by `_atomic.PendingSave`; names follow docs/ARCHITECTURE.md ("On-disk naming"). The store holds the model's lock
+(`_lock.DirectoryLock`) and cleans what a crashed save left behind when it opens.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import threading
+import time
+from collections.abc import Mapping
+from typing import Any, NamedTuple
+
+import attrs
+import numpy as np
+
+from transition.store import _atomic
+
+from transition.internal import _jsonsafe
+from transition.store._bundle import (
+    DATA_SUFFIX,
+    HostBufferPool,
+    bundle_data_crc32,
+    needs_copy,
+    read_bundle,
+    write_bundle,
+)
+from transition.errors import CheckpointError, ConfigError
+from transition.store._keep import KeepPolicy
+from transition.store._lock import DirectoryLock, is_lockable
+from transition.store._state import STATE_ARRAY_PREFIX, TrainingState, dumps_state, read_state_json
+from transition.store._writer import BackgroundWriter
+
+__all__ = ["CheckpointStore", "CheckpointInfo", "ResumeScan", "RestoredCheckpoint", "checkpoint_prefix", "OPTIMIZER_PREFIX"]
+
+log = logging.getLogger("transition")
+
+OPTIMIZER_PREFIX = "optimizer/"
+STATE_PREFIX = STATE_ARRAY_PREFIX
+STATE_SUFFIX = ".state.json"
+_NAME_RE = re.compile(
+    r"(?P<pre>pretrain\.)?(?P<epoch>\d{3,})(?:\.step(?P<step>\d{8,}))?(?P<kind>\.index|\.commit\.json|\.pending)"
+)
+
+
+def checkpoint_prefix(model: str, epoch: int, step_in_epoch: int = 0, *, epoch_finished: bool = True) -> str:
+    """`{model}.{epoch:03d}` at an epoch end, `{model}.{epoch:03d}.step{step_in_epoch:08d}` within an epoch."""
+    if epoch_finished:
+        return f"{model}.{epoch:03d}"
+    return f"{model}.{epoch:03d}.step{step_in_epoch:08d}"
+
+
+@attrs.frozen
+class ResumeScan:
+    """What `CheckpointStore.scan_for_resume` found: every checkpoint (oldest first), the one a resume would use
+    (checksums verified) and the newer committed ones it skipped as damaged (newest first, with the reason)."""
+
+    checkpoints: list[CheckpointInfo]
+    good: CheckpointInfo | None
+    skipped: tuple[CheckpointInfo, ...]
+
+    @property
+    def unusable(self) -> list[CheckpointInfo]:
+        """The skipped checkpoints and the saves that never got a commit file."""
+        return list(self.skipped) + [i for i in self.checkpoints
+                                     if i.damaged and i.damaged.startswith("not committed: no commit")]
+
+    def error(self, model: str) -> CheckpointError | None:
+        """The error a resume must raise: checkpoints exist but none is good (never a silent fresh start)."""
+        if self.good is not None or not self.unusable:
+            return None
+        listing = "; ".join(f"{i.prefix}: {i.damaged}" for i in self.unusable[:5])
+        return CheckpointError(
+            f"model {model} has checkpoints but none is good ({listing}). Not starting from scratch: "
+            "repair or move these files away, or load params explicitly"
+        )
+
+
+@attrs.frozen
+class CheckpointInfo:
+    """One checkpoint of a model. `damaged` says why it cannot be used (None when it is good or not checked)."""
+
+    prefix: str
+    epoch: int
+    step: int  # steps done within `epoch`
+    epoch_finished: bool
+    scores: Mapping[str, float] = attrs.field(factory=dict)
+    global_step: int | None = None
+    size: int = 0
+    committed: bool = False
+    damaged: str | None = None
+    verified: bool = False  # checksums were checked (not only sizes)
+
+    @property
+    def good(self) -> bool:
+        return self.committed and self.damaged is None
+
+    @property
+    def order(self) -> tuple[int, int, int]:
+        """Sort key, oldest first: within an epoch the mid-epoch checkpoints come before the epoch end."""
+        return (self.epoch, int(self.epoch_finished), self.step)
+
+
+class RestoredCheckpoint(NamedTuple):
+    params: dict[str, np.ndarray]  # "layer/param" -> array (read-only)
+    optimizer: dict[str, np.ndarray]  # names without the "optimizer/" prefix
+    state_json: dict[str, Any]  # the parsed {prefix}.state.json
+    state_arrays: dict[str, np.ndarray]  # names without the "state/" prefix
+
+
+def _is_int(x: Any) -> bool:
+    return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
+
+
+def _snapshot(value: Any, pool: HostBufferPool, pooled: list[np.ndarray], *, copy: bool) -> Any:
+    """The value for the bundle writer: for background saves (`copy`) one aligned host copy; otherwise numpy as is
+    (copied into an aligned pooled buffer if TF would copy it anyway) and variables read as tensors.
+
+    TF / Keras variables are read as a tensor first (on CPU that shares the variable's current buffer; TF copies on
+    the next write to the variable), so a synchronous save of variables copies nothing, a background one once.
+    """
+    if not isinstance(value, np.ndarray):
+        if hasattr(value, "dtype") and hasattr(value, "shape"):
+            import tensorflow as tf
+
+            value = tf.convert_to_tensor(value)
+        else:
+            value = np.asarray(value)
+    if copy or (isinstance(value, np.ndarray) and needs_copy(value)):
+        value = pool.copy(value)
+        pooled.append(value)
+    return value
+
+
+def _check_scores(scores: Any) -> dict[str, float]:
+    if scores is None:
+        return {}
+    if not isinstance(scores, Mapping):
+        raise ConfigError(f"scores must be a mapping {{name: number}}, got {type(scores).__name__}")
+    out = {}
+    for name, value in scores.items():
+        if not isinstance(name, str) or not isinstance(value, (int, float, np.number)) or isinstance(value, bool):
+            raise ConfigError(f"score {name!r}: expected a str name and a number, got {value!r}")
+        out[name] = float(value)
+    return out
+
+
+class CheckpointStore:
+    """The checkpoints of `model` (a path prefix like RETURNN's `model` option, e.g. `/exp/net-model/network`).
+
+    Opening a store locks the model (`lock=None`: when the path is local; remote paths run unlocked with a warning)
+    and removes what an interrupted save left. `every_steps`: `due(step_in_epoch)` says when to save within an epoch.
+    Use as a context manager, or call `close()`: it waits for a background save and raises its error.
+    """
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        keep: KeepPolicy | None = None,
+        lock: bool | None = None,
+        cleanup: bool = True,
+        every_steps: int | None = None,
+    ):
+        if not isinstance(model, str) or not model or model.endswith("/"):
+            raise ConfigError(f"model must be a path prefix like '/exp/net-model/network', got {model!r}")
+        if every_steps is not None and (not _is_int(every_steps) or every_steps < 1):
+            raise ConfigError(f"every_steps must be an int >= 1 or None, got {every_steps!r}")
+        self.model = model
+        self.keep = keep if keep is not None else KeepPolicy()
+        self.every_steps = every_steps
+        self._lock: DirectoryLock | None = None
+        self._mutex = threading.Lock()  # writer thread vs. list()/restore() in the caller's thread
+        if lock is None:
+            lock = is_lockable(model)
+            if not lock:
+                log.warning("model %s is not on a local file system: no lock; make sure one job writes it", model)
+        if lock:
+            self._lock = DirectoryLock(model)
+            self._lock.acquire()
+        if cleanup:
+            try:
+                for path in _atomic.cleanup_leftovers(model):
+                    log.info("removed leftover of an interrupted save: %s", path)
+            except BaseException:
+                if self._lock is not None:
+                    self._lock.release()
+                raise
+        self._writer = BackgroundWriter()
+        self._pool = HostBufferPool()
+
+    # --- lifecycle ---
+    def close(self) -> None:
+        """Wait for a background save (raising its error), then release the lock."""
+        try:
+            self._writer.close()
+        finally:
+            self._pool.clear()
+            if self._lock is not None:
+                self._lock.release()
+
+    def __enter__(self) -> CheckpointStore:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:  # do not hide the original error; still report a failed background save
+            try:
+                self.close()
+            except CheckpointError as err:
+                log.error("%s", err)
+
+    def due(self, step_in_epoch: int) -> bool:
+        """Whether a mid-epoch save is due after `step_in_epoch` steps (per `every_steps`)."""
+        return bool(self.every_steps) and step_in_epoch > 0 and step_in_epoch % self.every_steps == 0
+
+    # --- saving ---
+    def save(self, epoch: int, step_in_epoch: int, params: Mapping[str, Any],
+             optimizer_vars: Mapping[str, Any] | None = None, state_json: Mapping[str, Any] | None = None,
+             state_arrays: Mapping[str, Any] | None = None, *,
+             epoch_finished: bool = True, scores: Mapping[str, float] | None = None, global_step: int | None = None,
+             state: TrainingState | None = None, overwrite: bool = False) -> CheckpointInfo:
+        """Save and commit a checkpoint now; returns its info. Raises the error of an earlier background save first.
+
+        `state` (a TrainingState) may be given instead of `state_json`/`state_arrays`. Without either, a minimal
+        TrainingState (epoch, step) is written. `overwrite`: replace a good checkpoint of the same name.
+        """
+        self._writer.wait()
+        job = self._prepare(epoch, step_in_epoch, params, optimizer_vars, state_json, state_arrays, epoch_finished,
+                            scores, global_step, state, overwrite, copy=False)
+        return self._write(job)
+
+    def save_async(self, epoch: int, step_in_epoch: int, params: Mapping[str, Any],
+                   optimizer_vars: Mapping[str, Any] | None = None, state_json: Mapping[str, Any] | None = None,
+                   state_arrays: Mapping[str, Any] | None = None, *, epoch_finished: bool = True,
+                   scores: Mapping[str, float] | None = None, global_step: int | None = None,
+                   state: TrainingState | None = None, overwrite: bool = False) -> None:
+        """Copy the values to host memory and return; a background thread writes and commits.
+
+        Waits for a previous background save first and raises its error (also raised by `wait()` / `close()`).
+        """
+        self._writer.wait()
+        job = self._prepare(epoch, step_in_epoch, params, optimizer_vars, state_json, state_arrays, epoch_finished,
+                            scores, global_step, state, overwrite, copy=True)
+        self._writer.submit(lambda: self._write(job), job["prefix"])
+
+    def wait(self) -> None:
+        """Wait for a background save; raises CheckpointError if it failed."""
+        self._writer.wait()
+
+    def _prepare(self, epoch, step_in_epoch, params, optimizer_vars, state_json, state_arrays, epoch_finished, scores,
+                 global_step, state, overwrite, *, copy: bool) -> dict[str, Any]:
+        if not _is_int(epoch) or epoch < 0 or not _is_int(step_in_epoch) or step_in_epoch < 0:
+            raise ConfigError(f"epoch and step_in_epoch must be ints >= 0, got {epoch!r}, {step_in_epoch!r}")
+        if not isinstance(epoch_finished, bool):
+            raise ConfigError(f"epoch_finished must be a bool, got {epoch_finished!r}")
+        scores = _check_scores(scores)
+        if self.keep.keep_best and epoch_finished and scores and self.keep.score not in scores:
+            from transition.errors import did_you_mean
+
+            raise ConfigError(f"the keep policy's score {self.keep.score!r} is not among the scores {sorted(scores)}"
+                              f"{did_you_mean(self.keep.score, scores)}")
+        state_bytes, state_arrays = self._state_parts(epoch, step_in_epoch, epoch_finished, global_step, state,
+                                                      state_json, state_arrays)
+        arrays: dict[str, Any] = {}
+        pooled: list[np.ndarray] = []
+        for name, value in params.items():
+            if not isinstance(name, str) or not name or name.startswith((OPTIMIZER_PREFIX, STATE_PREFIX)):
+                raise ConfigError(f"param name {name!r}: use 'layer/param' (not starting with "
+                                  f"{OPTIMIZER_PREFIX!r} or {STATE_PREFIX!r}, which are reserved)")
+            arrays[name] = _snapshot(value, self._pool, pooled, copy=copy)
+        for group, prefix in ((optimizer_vars, OPTIMIZER_PREFIX), (state_arrays, STATE_PREFIX)):
+            for name, value in (group or {}).items():
+                if not isinstance(name, str) or not name:
+                    raise ConfigError(f"bad variable name {name!r} under {prefix!r}")
+                arrays[prefix + name] = _snapshot(value, self._pool, pooled, copy=copy)
+        meta = {"epoch": int(epoch), "step_in_epoch": int(step_in_epoch), "epoch_finished": epoch_finished,
+                "scores": _jsonsafe.encode_floats(scores),  # nan / inf as {"$float": ...}
+                "global_step": None if global_step is None else int(global_step)}
+        prefix = checkpoint_prefix(self.model, int(epoch), int(step_in_epoch), epoch_finished=epoch_finished)
+        return {"prefix": prefix, "arrays": arrays, "state": state_bytes, "meta": meta, "overwrite": overwrite,
+                "pooled": pooled}
+
+    @staticmethod
+    def _state_parts(epoch, step_in_epoch, epoch_finished, global_step, state, state_json, state_arrays):
+        if state is not None:
+            if state_json is not None or state_arrays is not None:
+                raise ConfigError("give either state=TrainingState or state_json/state_arrays, not both")
+            if state.epoch != epoch or state.epoch_finished != epoch_finished:
+                raise ConfigError(f"the TrainingState is for epoch {state.epoch} (finished={state.epoch_finished}), "
+                                  f"the save for epoch {epoch} (finished={epoch_finished})")
+            return dumps_state(state)
+        if state_json is None:
+            if state_arrays:
+                raise ConfigError("state_arrays given without state_json")
+            minimal = TrainingState(epoch=epoch, epoch_finished=epoch_finished, step_in_epoch=step_in_epoch,
+                                    global_step=global_step or 0)
+            return dumps_state(minimal)
+        if not isinstance(state_json, Mapping):
+            raise ConfigError(f"state_json must be a JSON object (a dict), got {type(state_json).__name__}")
+        return _jsonsafe.dumps(dict(state_json)), dict(state_arrays or {})
+
+    def _write(self, job: dict[str, Any]) -> CheckpointInfo:
+        try:
+            return self._write_locked(job)
+        except (CheckpointError, ConfigError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - OSError (disk full), tf.errors.OpError, ...
+            raise CheckpointError(f"saving checkpoint {job['prefix']} failed: {type(exc).__name__}: {exc}") from exc
+        finally:
+            job["arrays"] = None  # TF's tensors over the pooled buffers are gone once the bundle is written
+            self._pool.release(job.pop("pooled"))
+
+    def _write_locked(self, job: dict[str, Any]) -> CheckpointInfo:
+        prefix, arrays = job["prefix"], job["arrays"]
+        with self._mutex:
+            overwrite = job["overwrite"]
+            if _atomic.has_commit(prefix) and not overwrite:
+                try:
+                    _atomic.verify(prefix, checksums=False)
+                except CheckpointError as exc:
+                    log.warning("replacing damaged checkpoint %s (%s)", prefix, exc)
+                    overwrite = True
+            with _atomic.PendingSave(prefix, overwrite=overwrite) as pending:
+                crc: dict[str, tuple[int, int]] = {}
+                order = sorted(arrays)
+                hasher = threading.Thread(target=lambda: crc.setdefault("data", bundle_data_crc32(arrays, order)))
+                hasher.start()  # zlib.crc32 and SaveV2 both release the GIL: hash from memory while TF writes
+                directory, temp_base = os.path.split(pending.temp_prefix)
+                # the disk writes the data file while TF still produces it and while the small files are written;
+                # the data file's own fsync then only waits for the rest
+                with _atomic.EarlyFlush(directory or ".", temp_base + DATA_SUFFIX):
+                    try:
+                        write_bundle(pending.temp_prefix, arrays)
+                    finally:
+                        hasher.join()
+                    _atomic.fault_point("bundle_written")
+                    pending.place(pending.temp_prefix + ".index", ".index")
+                    pending.write_bytes(STATE_SUFFIX, job["state"])
+                data_crc, data_size = crc.get("data", (None, None))  # None: the hasher failed, hash the file
+                pending.place(pending.temp_prefix + DATA_SUFFIX, DATA_SUFFIX, crc32=data_crc, size=data_size)
+                _atomic.fault_point("state_written")
+                meta = dict(job["meta"], created=time.time())
+                commit = pending.commit(meta)
+            info = self._info(prefix, commit, verified=True)
+            self._apply_keep_policy()
+        return info
+
+    def _apply_keep_policy(self) -> None:
+        for info in self.keep.select_to_delete(self._list(checksums=False)):
+            log.info("keep policy: deleting checkpoint %s", info.prefix)
+            _atomic.delete_checkpoint(info.prefix)
+
+    # --- listing ---
+    def _info(self, prefix: str, commit: _atomic.CommitInfo, *, verified: bool) -> CheckpointInfo:
+        meta = commit.meta
+        for key, ok in (("epoch", _is_int), ("step_in_epoch", _is_int),
+                        ("epoch_finished", lambda v: isinstance(v, bool)),
+                        ("scores", lambda v: isinstance(v, dict)),
+                        ("global_step", lambda v: v is None or _is_int(v))):
+            if not ok(meta.get(key)):
+                raise CheckpointError(f"commit file {prefix}.commit.json: field meta.{key} is missing or of the wrong "
+                                      f"type ({meta.get(key)!r:.50})")
+        scores = {}
+        for name, value in _jsonsafe.decode_floats(meta["scores"]).items():
+            if not isinstance(value, (int, float)) or isinstance(value, bool):
+                raise CheckpointError(f"commit file {prefix}.commit.json: score {name!r} is not a number")
+            scores[name] = float(value)
+        expected = checkpoint_prefix(self.model, meta["epoch"], meta["step_in_epoch"],
+                                     epoch_finished=meta["epoch_finished"])
+        if os.path.basename(expected) != os.path.basename(prefix):
+            raise CheckpointError(f"commit file {prefix}.commit.json describes {os.path.basename(expected)!r}, "
+                                  "not this checkpoint (copied or renamed?)")
+        return CheckpointInfo(prefix=prefix, epoch=meta["epoch"], step=meta["step_in_epoch"],
+                              epoch_finished=meta["epoch_finished"], scores=scores, global_step=meta["global_step"],
+                              size=commit.size, committed=True, verified=verified)
+
+    def _candidates(self) -> dict[str, tuple[int, int, bool, set[str]]]:
+        import tensorflow as tf
+
+        directory, base = os.path.split(self.model)
+        directory = directory or "."
+        if not tf.io.gfile.isdir(directory):
+            return {}
+        found: dict[str, tuple[int, int, bool, set[str]]] = {}
+        for name in tf.io.gfile.listdir(directory):
+            name = name.rstrip("/")
+            if not name.startswith(base + "."):
+                continue
+            m = _NAME_RE.fullmatch(name[len(base) + 1 :])
+            if not m or len(m["epoch"]) > 3 and m["epoch"].startswith("0"):
+                continue
+            epoch, step = int(m["epoch"]), int(m["step"] or 0)
+            prefix = os.path.join(directory, name[: -len(m["kind"])])
+            kinds = found.setdefault(prefix, (epoch, step, m["step"] is None, set()))[3]
+            kinds.add("legacy" if m["pre"] else m["kind"])
+        return found
+
+    def _list(self, *, checksums: bool) -> list[CheckpointInfo]:
+        infos = []
+        for prefix, (epoch, step, finished, kinds) in self._candidates().items():
+            base = CheckpointInfo(prefix=prefix, epoch=epoch, step=step, epoch_finished=finished)
+            if ".commit.json" in kinds:
+                try:
+                    commit = _atomic.verify(prefix, checksums=checksums)
+                    info = self._info(prefix, commit, verified=checksums)
+                except CheckpointError as exc:
+                    info = attrs.evolve(base, committed=True, damaged=str(exc))
+            elif ".pending" in kinds:
+                info = attrs.evolve(base, damaged="not committed: a save was interrupted or is under way (.pending)")
+            else:
+                info = attrs.evolve(base, damaged="not committed: no commit file (not written by transition's store)")
+            infos.append(info)
+        return sorted(infos, key=lambda i: (i.order, i.prefix))
+
+    def list(self, *, checksums: bool = False) -> list[CheckpointInfo]:
+        """All checkpoints of the model, oldest first. Sizes are always checked; checksums with `checksums=True`."""
+        with self._mutex:
+            return self._list(checksums=checksums)
+
+    def scan_for_resume(self) -> ResumeScan:
+        """Which checkpoint a resume would use, newest first, verifying checksums until one is good; never raises
+        for damage and logs nothing (`latest_good` does both). Waits for a background save that is under way."""
+        with self._mutex:
+            infos = self._list(checksums=False)
+            skipped: list[CheckpointInfo] = []
+            for info in reversed(infos):
+                if not info.committed:
+                    continue
+                if info.good:
+                    try:
+                        commit = _atomic.verify(info.prefix, checksums=True)
+                    except CheckpointError as exc:
+                        info = attrs.evolve(info, damaged=str(exc))
+                    else:
+                        return ResumeScan(infos, self._info(info.prefix, commit, verified=True), tuple(skipped))
+                skipped.append(info)
+            return ResumeScan(infos, None, tuple(skipped))
+
+    def latest_good(self) -> CheckpointInfo | None:
+        """The newest committed checkpoint whose checksums verify; damaged newer ones are skipped with a warning.
+
+        None when the model has no checkpoints; CheckpointError when it has some but none is good. Waits for a
+        background save that is under way.
+        """
+        scan = self.scan_for_resume()
+        for info in scan.skipped:
+            log.warning("skipping damaged checkpoint %s: %s", info.prefix, info.damaged)
+        error = scan.error(self.model)
+        if error is not None:
+            raise error
+        return scan.good
+
+    # --- restoring ---
+    def restore(self, info: CheckpointInfo | str) -> RestoredCheckpoint:
+        """Read a committed checkpoint (checksums verified unless `info` says they were just checked)."""
+        if isinstance(info, str):
+            prefix, checksums = info, True
+        else:
+            prefix, checksums = info.prefix, not info.verified
+        commit = _atomic.verify(prefix, checksums=checksums)
+        self._info(prefix, commit, verified=checksums)  # checks the metadata
+        if STATE_SUFFIX not in commit.files:
+            raise CheckpointError(f"checkpoint {prefix} has no {STATE_SUFFIX}; it was not written by transition's "
+                                  "store: load its params with transition.read_checkpoint instead")
+        state_json = read_state_json(prefix)
+        if not isinstance(state_json, dict):
+            raise CheckpointError(f"{prefix}{STATE_SUFFIX} is not a JSON object; the file is damaged, use another "
+                                  "checkpoint")
+        params, optimizer, state_arrays = {}, {}, {}
+        for name, value in read_bundle(prefix).items():
+            if name.startswith(OPTIMIZER_PREFIX):
+                optimizer[name[len(OPTIMIZER_PREFIX) :]] = value
+            elif name.startswith(STATE_PREFIX):
+                state_arrays[name[len(STATE_PREFIX) :]] = value
+            else:
+                params[name] = value
+        return RestoredCheckpoint(params, optimizer, state_json, state_arrays)
+
+    def restore_state(self, info: CheckpointInfo | str) -> TrainingState:
+        """The TrainingState of a checkpoint (verified like `restore`)."""
+        restored = self.restore(info)
+        prefix = info if isinstance(info, str) else info.prefix
+        return TrainingState.from_json_and_arrays(restored.state_json, restored.state_arrays,
+                                                  source=prefix + STATE_SUFFIX)
+
