@@ -4,16 +4,10 @@ import numpy as np
 import pytest
 
 from transition.errors import ConfigError, ShapeMismatchError, TransitionError
-from transition.params._importing import (
-    ImportReport,
-    ParamRecord,
-    ParamsSnapshot,
-    ParamStatus,
-    call_custom_importer,
-    check_copy_param_mode,
-    custom_import_records,
-    import_layer_values,
-)
+from transition.params._report import ImportReport, ParamRecord, ParamStatus
+from transition.params._snapshot import ParamsSnapshot
+from transition.params._custom import call_custom_importer, custom_import_records
+from transition.params._copy_modes import check_copy_param_mode, import_layer_values
 
 
 def _fresh(shapes, fill=-1.0):

@@ -166,7 +166,7 @@ tf = pytest.importorskip("tensorflow")
 import numpy as np  # noqa: E402
 
 from transition.checkpoint._load_options import decide_and_load  # noqa: E402
-from transition.network._network import Network  # noqa: E402
+from transition.network._network import Network
 
 R = np.random.default_rng(2)
 EXTERN = {"data": {"dim": 4}, "classes": {"dim": 2, "sparse": True}}

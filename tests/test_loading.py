@@ -194,7 +194,7 @@ def test_plan_partitions_the_names(net_names, extra):
 tf = pytest.importorskip("tensorflow")
 
 from transition.checkpoint._loading import chain_restore, load_checkpoint, restore_from_dict  # noqa: E402
-from transition.network._network import Network  # noqa: E402
+from transition.network._network import Network
 
 EXTERN = {"data": {"dim": 4}, "classes": {"dim": 2, "sparse": True}}
 R = np.random.default_rng(1)

@@ -16,8 +16,10 @@ import pytest
 import tensorflow as tf
 
 from transition.errors import ConfigError, ShapeMismatchError
-from transition.params._importing import ParamsSnapshot, ParamStatus
-from transition.network._network import Network, parse_extern_data
+from transition.params._snapshot import ParamsSnapshot
+from transition.params._report import ParamStatus
+from transition.network._network import Network
+from transition.network._extern_data import parse_extern_data
 
 EXT = {"data": {"dim": 5}, "classes": {"dim": 3, "sparse": True}}
 NET = {

@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from transition.errors import ConfigError, ShapeMismatchError
 from transition.network._fast_init import alias_numpy
-from transition.params._importing import ParamStatus
+from transition.params._report import ParamStatus
 from transition.network._network import Network
 from transition.network._slots import optimizer_slot_lists, snapshot_slots
 from transition.network._transition import transition_network

@@ -1,14 +1,11 @@
 """transition: epoch transitions, param loading and exact resume for TensorFlow / Keras 3 training jobs.
 
-The public API is re-exported here explicitly (the table below: public name -> private module). Names are imported
-on first use, so that `import transition` (and the command line's start-up) stays fast and TensorFlow is imported
-only when a name that needs it is used, and then without its start-up log noise.
+The public API is re-exported here explicitly: `_PUBLIC` maps each public name to the private module that defines
+it. Names are imported on first use, so that `import transition` (and the command line's start-up) stays fast and
+TensorFlow is imported only when a name that needs it is used, and then without its start-up log noise.
 """
 
 from __future__ import annotations
-
-import importlib
-from typing import Any
 
 from transition.errors import (
     CheckpointError as CheckpointError,
@@ -17,176 +14,98 @@ from transition.errors import (
     ShapeMismatchError as ShapeMismatchError,
     TransitionError as TransitionError,
 )
-from transition.internal._quiet import quiet_tensorflow as _quiet_tensorflow
 
 __version__ = "0.1.0"
 
-_MODULE_OF: dict[str, str] = {}
-for _module, _names in (
-    # core (issue 2)
-    (
-        "params._importing",
-        (
-            "ImportReport",
-            "ParamRecord",
-            "ParamsSnapshot",
-            "ParamStatus",
-        ),
-    ),
-    (
-        "network._layers_base",
-        (
-            "REQUIRED",
-            "DataInfo",
-            "NetLayer",
-            "layer_class_names",
-            "register_layer_class",
-        ),
-    ),
-    (
-        "netdict._netdict",
-        (
-            "NetDictDiff",
-            "diff_net_dicts",
-        ),
-    ),
-    (
-        "network._network",
-        (
-            "Layer",
-            "Network",
-        ),
-    ),
-    ("network._slots", ("SlotsSnapshot",)),
-    ("params._split", ("copy_with_new_split_axes",)),
-    (
-        "network._transition",
-        (
-            "TransitionResult",
-            "transition_network",
-        ),
-    ),
-    (
-        "netdict._pretrain",
-        (
-            "Pretrain",
-            "WrapEpochValue",
-            "pretrain_from_config",
-        ),
-    ),
-    # loading (issue 3)
-    (
-        "checkpoint._tools",
-        (
-            "CheckpointEntry",
-            "average_checkpoints",
-            "convert_checkpoint",
-            "inspect_checkpoint",
-        ),
-    ),
-    ("checkpoint._assignment_map", ("init_from_checkpoint",)),
-    (
-        "checkpoint._load_options",
-        (
-            "LoadDecision",
-            "LoadPlan",
-            "PreloadEntry",
-            "decide_and_load",
-            "decide_loading",
-        ),
-    ),
-    (
-        "checkpoint._loading",
-        (
-            "LoadReport",
-            "chain_restore",
-            "load_checkpoint",
-            "restore_from_dict",
-        ),
-    ),
-    (
-        "checkpoint._reader",
-        (
-            "CheckpointReader",
-            "find_epoch_model",
-            "list_epoch_models",
-            "open_checkpoint",
-            "read_checkpoint",
-        ),
-    ),
-    # checkpoints and training state (issue 4)
-    (
-        "store._callback_state",
-        (
-            "KerasCallbackState",
-            "Stateful",
-            "adapt_callback",
-            "collect_callback_states",
-            "restore_callback_states",
-        ),
-    ),
-    ("store._keep", ("KeepPolicy",)),
-    ("store._lock", ("DirectoryLock",)),
-    (
-        "training._preempt",
-        (
-            "PREEMPTED_EXIT_CODE",
-            "PreemptionHandler",
-        ),
-    ),
-    (
-        "store._rng",
-        (
-            "RngState",
-            "capture_rng_state",
-            "restore_rng_state",
-        ),
-    ),
-    (
-        "store._state",
-        (
-            "EpochRecord",
-            "TrainingState",
-            "read_training_state",
-        ),
-    ),
-    (
-        "store._store",
-        (
-            "CheckpointInfo",
-            "CheckpointStore",
-            "RestoredCheckpoint",
-            "checkpoint_prefix",
-        ),
-    ),
-    # epoch manager (issue 5)
-    (
-        "training._config",
-        (
-            "Config",
-            "load_config",
-        ),
-    ),
-    ("training._lr_control", ("LearningRateControl",)),
-    ("training._manager", ("TransitionManager",)),
-    ("training._loop", ("train_from_config",)),
-):
-    _MODULE_OF.update(dict.fromkeys(_names, _module))
+_PUBLIC: dict[str, str] = {
+    # params: copy modes, the import report
+    "ImportReport": "params._report",
+    "ParamRecord": "params._report",
+    "ParamStatus": "params._report",
+    "ParamsSnapshot": "params._snapshot",
+    "copy_with_new_split_axes": "params._split",
+    # netdict: net dicts and pretrain schedules
+    "NetDictDiff": "netdict._netdict",
+    "diff_net_dicts": "netdict._netdict",
+    "Pretrain": "netdict._pretrain",
+    "WrapEpochValue": "netdict._pretrain",
+    "pretrain_from_config": "netdict._pretrain",
+    # network: layers, Network, the transition
+    "REQUIRED": "network._layers_base",
+    "DataInfo": "network._layers_base",
+    "NetLayer": "network._layers_base",
+    "layer_class_names": "network._layers_base",
+    "register_layer_class": "network._layers_base",
+    "Layer": "network._layer",
+    "Network": "network._network",
+    "SlotsSnapshot": "network._slots",
+    "TransitionResult": "network._transition",
+    "transition_network": "network._transition",
+    # checkpoint: reading, loading, tools
+    "CheckpointReader": "checkpoint._reader_base",
+    "open_checkpoint": "checkpoint._reader",
+    "read_checkpoint": "checkpoint._reader",
+    "find_epoch_model": "checkpoint._epochs",
+    "list_epoch_models": "checkpoint._epochs",
+    "LoadReport": "checkpoint._loading",
+    "chain_restore": "checkpoint._loading",
+    "load_checkpoint": "checkpoint._loading",
+    "restore_from_dict": "checkpoint._loading",
+    "init_from_checkpoint": "checkpoint._assignment_map",
+    "LoadDecision": "checkpoint._load_options",
+    "LoadPlan": "checkpoint._load_options",
+    "PreloadEntry": "checkpoint._load_options",
+    "decide_and_load": "checkpoint._load_options",
+    "decide_loading": "checkpoint._load_options",
+    "CheckpointEntry": "checkpoint._tools",
+    "average_checkpoints": "checkpoint._tools",
+    "convert_checkpoint": "checkpoint._tools",
+    "inspect_checkpoint": "checkpoint._tools",
+    # store: checkpoints of a model, training state
+    "KerasCallbackState": "store._callback_state",
+    "Stateful": "store._callback_state",
+    "adapt_callback": "store._callback_state",
+    "collect_callback_states": "store._callback_state",
+    "restore_callback_states": "store._callback_state",
+    "KeepPolicy": "store._keep",
+    "DirectoryLock": "store._lock",
+    "RngState": "store._rng",
+    "capture_rng_state": "store._rng",
+    "restore_rng_state": "store._rng",
+    "EpochRecord": "store._state",
+    "TrainingState": "store._state",
+    "read_training_state": "store._state",
+    "CheckpointInfo": "store._store",
+    "CheckpointStore": "store._store",
+    "RestoredCheckpoint": "store._store",
+    "checkpoint_prefix": "store._store",
+    # training: the epoch manager
+    "PREEMPTED_EXIT_CODE": "training._preempt",
+    "PreemptionHandler": "training._preempt",
+    "LearningRateControl": "training._lr_control",
+    "Config": "training._config",
+    "load_config": "training._config",
+    "TransitionManager": "training._manager",
+    "train_from_config": "training._loop",
+}
 
-__all__ = sorted(
-    ["CheckpointError", "ConfigError", "MissingParamsError", "ShapeMismatchError", "TransitionError", *_MODULE_OF]
-)
+__all__ = sorted(["CheckpointError", "ConfigError", "MissingParamsError", "ShapeMismatchError", "TransitionError",
+                  *_PUBLIC])
 
 
-def __getattr__(name: str) -> Any:
-    module = _MODULE_OF.get(name)
+def __getattr__(name: str) -> object:
+    module = _PUBLIC.get(name)
     if module is None:
         raise AttributeError(f"module 'transition' has no attribute {name!r}")
-    _quiet_tensorflow()
+    import importlib
+
+    from transition.internal._quiet import quiet_tensorflow
+
+    quiet_tensorflow()
     value = getattr(importlib.import_module(f"transition.{module}"), name)
     globals()[name] = value  # later look-ups skip __getattr__
     return value
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+    return [*__all__, "__version__"]

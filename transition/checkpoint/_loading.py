@@ -21,7 +21,7 @@ import attrs
 import numpy as np
 
 from transition.errors import ConfigError, MissingParamsError, ShapeMismatchError, did_you_mean
-from transition.params._importing import check_copy_param_mode
+from transition.params._copy_modes import check_copy_param_mode
 from transition.checkpoint._reader import open_checkpoint
 
 __all__ = [

@@ -88,7 +88,7 @@ def plan_lines(config: str | Mapping[str, Any], overrides: Mapping[str, Any] | S
 
     from transition.training._config import load_config
     from transition.errors import ConfigError
-    from transition.params._importing import ParamStatus
+    from transition.params._report import ParamStatus
     from transition.training._log import transition_summary
     from transition.training._manager import TransitionManager
     from transition.netdict._netdict import diff_net_dicts

@@ -15,10 +15,9 @@ import attrs
 
 from transition.errors import ConfigError, did_you_mean
 from transition.netdict._construct import construct_steps, normalize_sources
+from transition.params._copy_modes import check_copy_param_mode
 
-__all__ = ["Pretrain", "WrapEpochValue", "pretrain_from_config", "COPY_PARAM_MODES"]
-
-COPY_PARAM_MODES = (None, "ifpossible", "subset", "reset")
+__all__ = ["Pretrain", "WrapEpochValue", "pretrain_from_config"]
 _OPTION_KEYS = (
     "construction_algo",
     "repetitions",
@@ -180,11 +179,7 @@ def _check_epoch(epoch: int) -> int:
 
 
 def _check_copy_mode(mode: Any, what: str) -> str | None:
-    if mode not in COPY_PARAM_MODES:
-        modes = [m for m in COPY_PARAM_MODES if m]
-        hint = did_you_mean(mode, modes) if isinstance(mode, str) else ""
-        raise ConfigError(f"pretrain: {what} {mode!r}{hint} is not one of {list(COPY_PARAM_MODES)}")
-    return mode
+    return check_copy_param_mode(mode, f"pretrain {what}")
 
 
 def _copy_output_layer(value: Any, copy_param_mode: str | None) -> bool | str:

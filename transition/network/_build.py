@@ -3,76 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+import attrs
 import keras
-import tensorflow as tf
 
-from transition.network import _layers  # noqa: F401  (registers the built-in layer classes)
 from transition.errors import ConfigError, did_you_mean
-from transition.network._layers_base import DataInfo, NetLayer, get_layer_class
 from transition.netdict._netdict import is_layer_key, normalize_layer_dict
+from transition.network import _layers  # noqa: F401  (registers the built-in layer classes)
+from transition.network._extern_data import parse_extern_data
+from transition.network._layer import Layer
+from transition.network._layers_base import DataInfo, NetLayer, get_layer_class
+from transition.network._losses import LOSSES
 
-if TYPE_CHECKING:
-    from transition.network._network import Network
+__all__ = ["BuiltNet", "build_from_dict"]
 
-__all__ = ["build_from_dict", "parse_extern_data"]
-
-_LOSSES = ("ce", "mse")
-_EXTERN_KEYS = ("dim", "shape", "sparse", "dtype", "available_for_inference")
-
-
-def parse_extern_data(extern_data: Mapping[str, Any]) -> dict[str, DataInfo]:
-    """RETURNN extern_data -> {key: DataInfo}.
-
-    {"dim": d} is [batch, time, d]; "shape": (d,) gives [batch, d]; "sparse": True gives int ids ([batch, time],
-    or per "shape": () / (None,)); "dtype" overrides the dtype. [dim, ndim] (RETURNN's num_outputs) also works.
-    """
-    if not isinstance(extern_data, Mapping) or not extern_data:
-        raise ConfigError(
-            f"extern_data must be a non-empty dict of key -> {{'dim': ...}}, got {extern_data!r}"
-        )
-    return {key: _parse_extern_entry(key, spec) for key, spec in extern_data.items()}
-
-
-def _parse_extern_entry(key: str, spec: Any) -> DataInfo:
-    where = f"extern_data[{key!r}]"
-    if isinstance(spec, (list, tuple)) and len(spec) == 2:  # num_outputs style: [dim, ndim]
-        dim, ndim = spec
-        if ndim not in (1, 2):
-            raise ConfigError(f"{where} = {spec!r}: ndim must be 1 (sparse ids) or 2 (dense [time, dim])")
-        spec = {"dim": dim, "sparse": ndim == 1}
-    if not isinstance(spec, Mapping):
-        raise ConfigError(f"{where} must be a dict like {{'dim': 5}}, got {spec!r}")
-    for k in spec:
-        if k not in _EXTERN_KEYS:
-            raise ConfigError(f"{where}: unknown key {k!r}{did_you_mean(k, _EXTERN_KEYS)}; known: {list(_EXTERN_KEYS)}")
-    sparse = spec.get("sparse", False)
-    if not isinstance(sparse, bool):
-        raise ConfigError(f"{where}: 'sparse' must be True or False, got {sparse!r}")
-    dim = spec.get("dim")
-    shape = spec.get("shape")
-    time = True
-    if shape is not None:
-        shape = tuple(shape)
-        feat = () if sparse else shape[-1:]
-        spatial = shape if sparse else shape[:-1]
-        if (not sparse and not shape) or spatial not in ((), (None,)):
-            want = "() or (None,)" if sparse else "(dim,) or (None, dim)"
-            raise ConfigError(f"{where}: unsupported shape {shape!r}; give {want}")
-        time = spatial == (None,)
-        if feat:
-            if dim is not None and dim != feat[0]:
-                raise ConfigError(f"{where}: 'dim' {dim!r} differs from the last entry of 'shape' {shape!r}")
-            dim = feat[0]
-    if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
-        raise ConfigError(f"{where}: 'dim' must be a positive int, got {dim!r}")
-    dtype = spec.get("dtype", "int32" if sparse else "float32")
-    try:
-        dtype = tf.as_dtype(dtype).name
-    except TypeError:
-        raise ConfigError(f"{where}: unknown dtype {dtype!r}") from None
-    return DataInfo(dim=dim, sparse=sparse, time=time, dtype=dtype)
 
 
 def _check_layer_name(name: Any) -> None:
@@ -144,9 +89,9 @@ def _loss_spec(name: str, d: Mapping[str, Any], extern: Mapping[str, DataInfo]):
     loss = d.get("loss")
     if loss is None:
         return None, target
-    if loss not in _LOSSES:
-        hint = did_you_mean(loss, _LOSSES) if isinstance(loss, str) else ""
-        raise ConfigError(f"layer {name!r}: unknown loss {loss!r}{hint}; supported: {list(_LOSSES)}")
+    if loss not in LOSSES:
+        hint = did_you_mean(loss, LOSSES) if isinstance(loss, str) else ""
+        raise ConfigError(f"layer {name!r}: unknown loss {loss!r}{hint}; supported: {list(LOSSES)}")
     if target is None:
         raise ConfigError(f"layer {name!r}: loss {loss!r} needs a 'target' (an extern_data key)")
     scale = d.get("loss_scale", 1.0)
@@ -155,18 +100,21 @@ def _loss_spec(name: str, d: Mapping[str, Any], extern: Mapping[str, DataInfo]):
     return (loss, target, float(scale)), target
 
 
-def build_from_dict(
-    cls: type[Network],
-    net_dict: Mapping[str, Any],
-    extern_data: Mapping[str, Any],
-    initial_values: Mapping[str, Mapping[str, Any]],
-) -> Network:
-    """`cls.from_dict`: check the net dict, build every layer in dependency order and the Keras models."""
-    from transition.network._network import Layer
+@attrs.frozen
+class BuiltNet:
+    """What `build_from_dict` makes of a net dict: the layers, the Keras models and the losses."""
 
+    layers: Mapping[str, Layer]
+    keras_model: keras.Model
+    loss_model: keras.Model | None
+    losses: Mapping[str, tuple[str, str, float, bool]]  # layer -> (loss, target, scale, output is logits)
+    input_keys: tuple[str, ...]
+
+
+def _layer_dicts(net_dict: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    """The layers of a net dict (keys starting with "#" are options), each checked to be a dict with a class."""
     if not isinstance(net_dict, Mapping):
         raise ConfigError(f"a net dict must be a dict of layer name -> layer dict, got {type(net_dict).__name__}")
-    extern = parse_extern_data(extern_data)
     layer_dicts: dict[str, Mapping[str, Any]] = {}
     for name, d in net_dict.items():
         if isinstance(name, str) and not is_layer_key(name):
@@ -182,9 +130,19 @@ def build_from_dict(
             f"the net dict has no layer 'output'{did_you_mean('output', layer_dicts)}; the network's output is the "
             "layer named 'output'"
         )
+    return layer_dicts
+
+
+def build_from_dict(
+    net_dict: Mapping[str, Any],
+    extern_data: Mapping[str, Any],
+    initial_values: Mapping[str, Mapping[str, Any]],
+) -> BuiltNet:
+    """Check the net dict, build every layer in dependency order and the Keras models."""
+    extern = parse_extern_data(extern_data)
+    layer_dicts = _layer_dicts(net_dict)
     classes = {name: get_layer_class(name, d["class"]) for name, d in layer_dicts.items()}
     sources = {name: _resolve_sources(name, d, layer_dicts, extern) for name, d in layer_dicts.items()}
-    order = _topo_order(sources)
     read_keys = [k for k in extern if any(("data", k) in s for s in sources.values())]
     inputs = {
         k: keras.Input(shape=extern[k].shape, dtype=extern[k].dtype, name=k if k not in layer_dicts else f"data_{k}")
@@ -195,21 +153,15 @@ def build_from_dict(
     built: dict[str, NetLayer] = {}
     losses: dict[str, tuple[str, str, float, bool]] = {}
     loss_outputs: dict[str, Any] = {}
-    for name in order:
+    for name in _topo_order(sources):
         d = layer_dicts[name]
         loss, target = _loss_spec(name, d, extern)
         src_infos = [extern[s] if kind == "data" else infos[s] for kind, s in sources[name]]
-        layer = classes[name](
-            name,
-            layer_dict=d,
-            sources=src_infos,
-            target_info=extern[target] if target is not None else None,
-            initial_values=initial_values.get(name),
-        )
+        layer = classes[name](name, layer_dict=d, sources=src_infos,
+                              target_info=extern[target] if target is not None else None,
+                              initial_values=initial_values.get(name))
         x = [inputs[s] if kind == "data" else tensors[s] for kind, s in sources[name]]
-        tensors[name] = layer(x)
-        infos[name] = layer.out_info
-        built[name] = layer
+        tensors[name], infos[name], built[name] = layer(x), layer.out_info, layer
         if loss is not None:
             is_logits = bool(layer.provides_logits) and loss[0] == "ce"
             loss_outputs[name] = layer(x, logits=True) if is_logits else tensors[name]
@@ -218,17 +170,8 @@ def build_from_dict(
     keras_model = keras.Model(inputs=model_inputs, outputs=tensors["output"], name="network")
     loss_model = keras.Model(inputs=model_inputs, outputs=loss_outputs, name="network_losses") if losses else None
     layers = {
-        name: Layer(
-            name, params=built[name].params, split_info=built[name].split_info, layer_dict=d, keras_layer=built[name]
-        )
+        name: Layer(name, params=built[name].params, split_info=built[name].split_info, layer_dict=d,
+                    keras_layer=built[name])
         for name, d in layer_dicts.items()
     }
-    return cls(
-        layers=layers,
-        keras_model=keras_model,
-        net_dict=net_dict,
-        extern_data=extern_data,
-        input_keys=read_keys,
-        loss_model=loss_model,
-        losses=losses,
-    )
+    return BuiltNet(layers, keras_model, loss_model, losses, tuple(read_keys))

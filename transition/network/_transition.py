@@ -13,7 +13,9 @@ from typing import Any
 import attrs
 import numpy as np
 
-from transition.params._importing import ImportReport, ParamsSnapshot, check_copy_param_mode
+from transition.params._report import ImportReport
+from transition.params._snapshot import ParamsSnapshot
+from transition.params._copy_modes import check_copy_param_mode, may_create_from_old
 from transition.netdict._netdict import NetDictDiff, diff_net_dicts, is_layer_key
 from transition.network._network import Network
 from transition.network._slots import SlotsSnapshot, restore_slots, snapshot_slots
@@ -103,19 +105,13 @@ def transition_network(
 
 def _initial_values(
     snapshot: ParamsSnapshot, new_net_dict: Mapping[str, Any], mode: str | None
-) -> dict[str, Mapping[str, np.ndarray]] | None:
+) -> dict[str, Mapping[str, np.ndarray]]:
     """The snapshot's layers whose values may be used directly as the new variables' initial values."""
-    if mode == "reset":
-        return None
     out = {}
     for layer, values in snapshot.values_dict.items():
         layer_dict = new_net_dict.get(layer) if is_layer_key(layer) else None
-        if not isinstance(layer_dict, Mapping):
-            continue
-        importer = layer_dict.get("custom_param_importer")
-        if callable(importer) or importer == "reset":
-            continue
-        out[layer] = values
+        if isinstance(layer_dict, Mapping) and may_create_from_old(layer_dict.get("custom_param_importer"), mode, layer):
+            out[layer] = values
     return out
 
 
@@ -138,7 +134,7 @@ def _import(
             "new_layer_dict": layer.layer_dict,
         }
 
-    return network._import_snapshot(
+    return network.import_snapshot(
         snapshot, mode, ignore_wrong_shape, ignore_non_existing, layer_kwargs,
         source="the old network", target="the new network",
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from transition.params._importing import ParamStatus
+from transition.params._report import ParamStatus
 
 if TYPE_CHECKING:
     from transition.network._transition import TransitionResult

@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from transition.internal._keras_private import optimizer_iterations_variable
 from transition.errors import CheckpointError, ConfigError, did_you_mean
-from transition.network._slots import optimizer_slot_lists
+from transition.network._slots import named_slot_variables
 
 if TYPE_CHECKING:
     import keras
@@ -82,28 +83,17 @@ def learning_rate_of(optimizer: keras.optimizers.Optimizer) -> float:
 
 def set_learning_rate(optimizer: keras.optimizers.Optimizer, lr: float) -> None:
     """Set the learning rate in place (assigning the variable, so compiled train steps see it)."""
-    var = getattr(optimizer, "_learning_rate", None)
-    if var is not None and hasattr(var, "assign"):
-        var.assign(lr)
-    else:
-        optimizer.learning_rate = lr
+    optimizer.learning_rate = lr  # Keras assigns its learning-rate variable (compiled steps see the new value)
 
 
 def _slot_items(optimizer: keras.optimizers.Optimizer, network: Network) -> list[tuple[str, Any]]:
     """[(name "{slot}/{layer}/{param}", slot variable)] for the network's params the optimizer was built on."""
-    names = {id(v): name for name, v in network.param_variables().items()}
-    trainable = list(getattr(optimizer, "_trainable_variables", []) or [])
-    out = []
-    for slot, items in optimizer_slot_lists(optimizer).items():
-        for var, slot_var in zip(trainable, items):
-            if slot_var is not None and id(var) in names:
-                out.append((f"{slot}/{names[id(var)]}", slot_var))
-    return out
+    return [(f"{slot}/{layer}/{param}", var) for slot, layer, param, var in named_slot_variables(optimizer, network)]
 
 
 def optimizer_arrays(optimizer: keras.optimizers.Optimizer, network: Network) -> dict[str, Any]:
     """{"iterations": var, "{slot}/{layer}/{param}": var} of a built optimizer (the store writes "optimizer/...")."""
-    out: dict[str, Any] = {"iterations": optimizer.iterations}
+    out: dict[str, Any] = {"iterations": optimizer_iterations_variable(optimizer)}
     out.update(_slot_items(optimizer, network))
     return out
 
@@ -115,7 +105,7 @@ def restore_optimizer(
     when one is missing or has another shape."""
     if "iterations" not in arrays:
         raise CheckpointError(f"checkpoint {prefix} has no optimizer/iterations; it was not written by the manager")
-    optimizer.iterations.assign(arrays["iterations"])
+    optimizer_iterations_variable(optimizer).assign(arrays["iterations"])
     for key, slot_var in _slot_items(optimizer, network):
         if key not in arrays:
             raise CheckpointError(f"checkpoint {prefix} has no optimizer/{key}{did_you_mean(key, arrays)}; "

@@ -1,0 +1,106 @@
+"""The one home of what Keras 3 keeps private but `transition` needs (each function says why).
+
+Everything else in the project uses public Keras APIs only. Keras may change these internals between versions; the
+tests cover each function, so a Keras upgrade that breaks one fails here first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+__all__ = [
+    "sublayers",
+    "layer_seed_generators",
+    "global_seed_generator",
+    "optimizer_trainable_variables",
+    "optimizer_iterations_variable",
+    "optimizer_slot_lists",
+    "build_optimizer_with_initializer",
+]
+
+_NOT_SLOTS = frozenset({"_variables", "_trainable_variables"})
+
+
+def sublayers(layer: Any, *, recursive: bool) -> list[Any]:
+    """The layers inside `layer` (not itself). Why private: only `Model.layers` is public, and only one level deep
+    for models; nested layers of a plain Layer (and their order) are reachable only through `_flatten_layers`."""
+    return list(layer._flatten_layers(include_self=False, recursive=recursive))
+
+
+def layer_seed_generators(layer: Any) -> list[Any]:
+    """The `keras.random.SeedGenerator`s a layer owns (e.g. Dropout's), in creation order. Why private: Keras lists
+    them only in `_seed_generators` (their states appear in `layer.variables`, but not which generator owns one)."""
+    return list(getattr(layer, "_seed_generators", ()))
+
+
+def global_seed_generator(*, create: bool) -> Any:
+    """Keras' global SeedGenerator (used by `keras.random` ops without a seed), or None where it does not exist and
+    `create` is False. Why private: Keras has no public accessor; its state must be saved for an exact resume."""
+    if not create:
+        from keras.src.backend.common import global_state
+
+        return global_state.get_global_attribute("global_seed_generator")
+    from keras.src.random.seed_generator import global_seed_generator as get
+
+    return get()
+
+
+def optimizer_trainable_variables(optimizer: Any) -> list[Any]:
+    """The variables a built optimizer was built on, in the order of its slot lists. Why private: Keras keeps the
+    list only in `_trainable_variables`; the slots of variable i are the i-th entries of the slot lists."""
+    return list(getattr(optimizer, "_trainable_variables", []) or [])
+
+
+def optimizer_iterations_variable(optimizer: Any) -> Any:
+    """The optimizer's step counter variable. Why private: the public `iterations` is a computed value (not the
+    variable) when gradient accumulation is on, and a resume must assign the variable itself."""
+    var = getattr(optimizer, "_iterations", None)
+    return var if var is not None else optimizer.iterations
+
+
+def optimizer_slot_lists(optimizer: Any) -> dict[str, list[Any]]:
+    """The built optimizer's per-variable slot lists (e.g. Adam's momentums / velocities), by slot name (attribute
+    without its leading "_"). Why private: Keras 3 optimizers keep slots as private list attributes whose i-th entry
+    belongs to the i-th trainable variable; there is no public slot API. A slot list is an attribute that is a
+    sequence with one entry (a variable of the same shape, or None) per trainable variable."""
+    trainable = optimizer_trainable_variables(optimizer)
+    if not trainable:
+        return {}
+    shapes = [tuple(v.shape) for v in trainable]
+    out: dict[str, list[Any]] = {}
+    for attr, value in vars(optimizer).items():
+        if attr in _NOT_SLOTS or isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Sequence):
+            continue
+        items = list(value)
+        if len(items) != len(trainable) or all(x is None for x in items):
+            continue
+        if all(x is None or (hasattr(x, "assign") and tuple(x.shape) == s) for x, s in zip(items, shapes)):
+            out[attr.lstrip("_")] = items
+    return out
+
+
+def build_optimizer_with_initializer(optimizer: Any, variables: Sequence[Any],
+                                     zeros: Callable[[Sequence[int], str], Any]) -> None:
+    """`optimizer.build(variables)`, its zero-initialised slot variables created by `zeros(shape, dtype)` (e.g.
+    lazily zeroed memory). Why a patch: `build` creates the slots through `add_variable` with `tf.zeros`, which for
+    large models costs as much as a whole transition, and Keras offers no hook for the slots' initial values; the
+    patch is an instance attribute that is removed again right after `build`."""
+    add_variable = optimizer.add_variable
+
+    def add_variable_with_zeros(shape, initializer="zeros", dtype=None, *args, **kwargs):
+        if _is_zeros(initializer):
+            initializer = lambda shape, dtype=None: zeros(shape, dtype or "float32")  # noqa: E731
+        return add_variable(shape, initializer, dtype, *args, **kwargs)
+
+    object.__setattr__(optimizer, "add_variable", add_variable_with_zeros)
+    try:
+        optimizer.build(list(variables))
+    finally:
+        object.__delattr__(optimizer, "add_variable")
+
+
+def _is_zeros(initializer: Any) -> bool:
+    import keras
+
+    return (isinstance(initializer, str) and initializer == "zeros") or type(initializer) is keras.initializers.Zeros

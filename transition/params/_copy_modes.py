@@ -1,0 +1,246 @@
+"""The copy modes: the one home of the rules that import old param values into a (re)built layer (pure numpy).
+
+Copy modes follow RETURNN: None (shapes must match), "ifpossible" (copy where the shape matches, keep the fresh
+init elsewhere), "subset" (copy the overlap of each split part, keep the init for the rest), "reset" (keep the
+fresh init everywhere). A layer's `custom_param_importer` is either a function (it replaces the copy) or a copy mode
+string (that layer's mode, overriding the caller's). Loading (`checkpoint`), the network's import, the transition
+and the optimizer slots all decide through the functions here.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Collection, Mapping
+from typing import Any
+
+import attrs
+import numpy as np
+
+from transition.errors import ConfigError, ShapeMismatchError, TransitionError, did_you_mean
+from transition.params._report import ParamRecord, ParamStatus
+from transition.params._snapshot import SplitInfo
+from transition.params._split import check_axis_splits, copy_with_new_split_axes, whole_axis_splits
+
+__all__ = [
+    "COPY_PARAM_MODES",
+    "Action",
+    "CopyDecision",
+    "LayerImport",
+    "check_copy_param_mode",
+    "decide_copy",
+    "layer_import",
+    "may_create_from_old",
+    "slot_copy_mode",
+    "import_layer_values",
+]
+
+COPY_PARAM_MODES = (None, "ifpossible", "subset", "reset")
+
+Shape = tuple[int, ...]
+
+
+def check_copy_param_mode(copy_param_mode: Any, where: str = "copy_param_mode") -> str | None:
+    """Return the mode if it is one of None, "ifpossible", "subset", "reset"; else raise ConfigError."""
+    if copy_param_mode in COPY_PARAM_MODES and (copy_param_mode is None or isinstance(copy_param_mode, str)):
+        return copy_param_mode
+    hint = did_you_mean(copy_param_mode, [m for m in COPY_PARAM_MODES if m]) if isinstance(copy_param_mode, str) else ""
+    raise ConfigError(f"unknown {where} {copy_param_mode!r}{hint}; use one of None, 'ifpossible', 'subset', 'reset'")
+
+
+@attrs.frozen
+class LayerImport:
+    """How one layer imports: through its callable `custom_param_importer` (`importer`), else with copy `mode`."""
+
+    mode: str | None
+    importer: Callable[..., Any] | None = None
+
+
+def layer_import(custom_param_importer: Any, copy_param_mode: str | None, layer_name: str) -> LayerImport:
+    """The rule for a layer's `custom_param_importer`: a function replaces the copy; a copy mode string is that
+    layer's mode (it wins over the caller's `copy_param_mode`); None leaves the caller's mode."""
+    if callable(custom_param_importer):
+        return LayerImport(mode=None, importer=custom_param_importer)
+    if custom_param_importer is not None:
+        return LayerImport(check_copy_param_mode(custom_param_importer, f"custom_param_importer of layer {layer_name!r}"))
+    return LayerImport(check_copy_param_mode(copy_param_mode))
+
+
+def may_create_from_old(custom_param_importer: Any, copy_param_mode: str | None, layer_name: str) -> bool:
+    """Whether a rebuilt layer's params may be created directly from the old values of equal shape (the import
+    would copy them): not for a callable importer, nor where the layer's mode is "reset"."""
+    how = layer_import(custom_param_importer, copy_param_mode, layer_name)
+    return how.importer is None and how.mode != "reset"
+
+
+class Action(enum.Enum):
+    """What the copy mode does with one param that has an old value."""
+
+    COPY = "copy"  # the old value as it is
+    PARTIAL = "partial"  # the overlap of each split part ("subset")
+    KEEP_INIT = "keep init"  # the fresh init
+    MISMATCH = "mismatch"  # an error: the caller raises ShapeMismatchError with `why` and `hint`
+
+
+@attrs.frozen
+class CopyDecision:
+    """The decision for one param: the action, and for KEEP_INIT / MISMATCH why (and for MISMATCH what to do)."""
+
+    action: Action
+    why: str = ""
+    hint: str = ""
+
+
+def decide_copy(old_shape: Shape, new_shape: Shape, mode: str | None, *, ignore_wrong_shape: bool = False
+                ) -> CopyDecision:
+    """The copy-mode rule for one param whose old value has `old_shape` and whose new variable has `new_shape`."""
+    mode = check_copy_param_mode(mode)
+    old_shape, new_shape = tuple(old_shape), tuple(new_shape)
+    if mode == "reset":
+        return CopyDecision(Action.KEEP_INIT, "copy_param_mode='reset'")
+    if old_shape == new_shape:
+        return CopyDecision(Action.COPY)
+    if mode == "subset" and len(old_shape) == len(new_shape):
+        return CopyDecision(Action.PARTIAL)
+    if mode == "ifpossible":
+        return CopyDecision(Action.KEEP_INIT, "shape differs, copy_param_mode='ifpossible'")
+    if mode == "subset":
+        why = f"copy_param_mode='subset' needs the same number of dims, got {old_shape} -> {new_shape}"
+    else:
+        why = f"shape mismatch {old_shape} -> {new_shape}"
+    if ignore_wrong_shape:
+        return CopyDecision(Action.KEEP_INIT, why + ", ignore_wrong_shape=True")
+    hint = ('use copy_param_mode="ifpossible" to keep the fresh init, or "subset" to copy the overlapping part'
+            if mode is None else "reshape the old value or use copy_param_mode='ifpossible' / ignore_wrong_shape=True")
+    return CopyDecision(Action.MISMATCH, why, hint)
+
+
+def slot_copy_mode(param_status: ParamStatus, old_shape: Shape, new_shape: Shape) -> str | None:
+    """The copy mode of an optimizer slot: whole where its param was copied whole, else "subset" (the slot follows
+    its param's partial copy)."""
+    return None if param_status is ParamStatus.COPIED and tuple(old_shape) == tuple(new_shape) else "subset"
+
+
+def import_layer_values(
+    layer_name: str,
+    values: Mapping[str, np.ndarray],
+    *,
+    new_shapes: Mapping[str, tuple[int, ...]],
+    get_new_value: Callable[[str], np.ndarray],
+    copy_param_mode: str | None = None,
+    ignore_wrong_shape: bool = False,
+    old_split_info: SplitInfo | None = None,
+    new_split_info: SplitInfo | None = None,
+    already_initialized: Collection[str] = frozenset(),
+    ignore_unknown: bool = False,
+) -> tuple[dict[str, np.ndarray], list[ParamRecord]]:
+    """Decide, for one layer, which arrays to assign to its params.
+
+    `values`: the old values {param: array}; `new_shapes`: the new params' shapes; `get_new_value(param)`: the
+    fresh init (called only when needed); `already_initialized`: params whose variable was created from the old
+    value (not assigned again). Old params unknown to the layer are an error naming them, unless
+    `ignore_unknown` (then recorded as ignored). New params without an old value keep their init.
+    Returns ({param: array to assign}, records in the order of `new_shapes`, then the ignored ones).
+    """
+    mode = check_copy_param_mode(copy_param_mode)
+    new_shapes = {p: tuple(int(d) for d in s) for p, s in new_shapes.items()}
+    ignored = _unknown_params(layer_name, values, new_shapes, ignore_unknown)
+    to_assign: dict[str, np.ndarray] = {}
+    records: list[ParamRecord] = []
+    for param, new_shape in new_shapes.items():
+        if param not in values:
+            records.append(ParamRecord(layer_name, param, ParamStatus.KEPT_INIT, None, new_shape,
+                                       "new param (no old value)"))
+            continue
+        old = values[param]
+        old_shape = tuple(int(d) for d in np.shape(old))
+        if param in already_initialized:
+            status, reason, value = _created_from_old(layer_name, param, old_shape, new_shape, mode, get_new_value)
+        else:
+            status, reason, value = _import_one(
+                layer_name, param, old, old_shape, new_shape, mode, ignore_wrong_shape, get_new_value,
+                (old_split_info or {}).get(param), (new_split_info or {}).get(param))
+        if value is not None:
+            to_assign[param] = value
+        records.append(ParamRecord(layer_name, param, status, old_shape, new_shape, reason))
+    return to_assign, records + ignored
+
+
+def _unknown_params(layer_name: str, values: Mapping[str, np.ndarray], new_shapes: Mapping[str, Shape],
+                    ignore_unknown: bool) -> list[ParamRecord]:
+    """The IGNORED records of old params the new layer lacks; an error naming them unless `ignore_unknown`."""
+    ignored = []
+    for param, old in values.items():
+        if param in new_shapes:
+            continue
+        if not ignore_unknown:
+            raise ConfigError(
+                f"layer {layer_name!r}: the old values have param {param!r}, which the new layer does not have "
+                f"(its params: {sorted(new_shapes)}){did_you_mean(param, new_shapes)}; remove it from the values "
+                "or pass ignore_non_existing=True"
+            )
+        ignored.append(ParamRecord(layer_name, param, ParamStatus.IGNORED, tuple(np.shape(old)), None,
+                                   "not a param of the new layer"))
+    return ignored
+
+
+def _created_from_old(layer_name, param, old_shape, new_shape, mode, get_new_value):
+    """(status, reason, value to assign or None) of a param whose variable was created from its old value."""
+    if old_shape != new_shape:
+        raise TransitionError(
+            f"layer {layer_name!r}, param {param!r}: listed as created from the old value, but the old shape "
+            f"{old_shape} differs from the new shape {new_shape}; this is a bug in the caller"
+        )
+    if mode == "reset":
+        return ParamStatus.KEPT_INIT, "copy_param_mode='reset' (re-initialised)", get_new_value(param)
+    return ParamStatus.COPIED, "created from the old value", None
+
+
+def _import_one(layer_name, param, old, old_shape, new_shape, mode, ignore_wrong_shape, get_new_value,
+                old_info, new_info):
+    """(status, reason, value to assign or None) of one param with an old value, per `decide_copy`."""
+    decision = decide_copy(old_shape, new_shape, mode, ignore_wrong_shape=ignore_wrong_shape)
+    if decision.action is Action.COPY:
+        return ParamStatus.COPIED, "", np.asarray(old)
+    if decision.action is Action.KEEP_INIT:
+        return ParamStatus.KEPT_INIT, decision.why, None
+    if decision.action is Action.MISMATCH:
+        raise ShapeMismatchError(
+            f"layer {layer_name!r}, param {param!r}: old shape {old_shape} != new shape {new_shape}"
+            f" (copy_param_mode={mode!r}); {decision.hint}"
+        )
+    old_splits, new_splits, how = _pair_splits(layer_name, param, old_shape, new_shape, old_info, new_info)
+    fresh = np.array(get_new_value(param), copy=True)
+    if tuple(fresh.shape) != new_shape:
+        raise ShapeMismatchError(
+            f"layer {layer_name!r}, param {param!r}: the fresh init has shape {tuple(fresh.shape)} but the param has "
+            f"shape {new_shape}"
+        )
+    return ParamStatus.PARTLY_COPIED, f"subset {how}", copy_with_new_split_axes(old_splits, new_splits,
+                                                                                np.asarray(old), fresh)
+
+
+def _pair_splits(layer_name, param, old_shape, new_shape, old_info, new_info):
+    """Return (old splits, new splits, description) with the same number of parts on every axis.
+
+    An axis whose split info is missing on one side, or whose number of parts differs, is treated as one part.
+    """
+    what = f"layer {layer_name!r}, param {param!r}"
+    if old_info is not None:
+        check_axis_splits(old_info, old_shape, what + " (old split info)")
+    if new_info is not None:
+        check_axis_splits(new_info, new_shape, what + " (new split info)")
+    old_info = old_info if old_info is not None else whole_axis_splits(old_shape)
+    new_info = new_info if new_info is not None else whole_axis_splits(new_shape)
+    old_splits, new_splits, merged = [], [], []
+    for axis, (o, n) in enumerate(zip(old_info, new_info)):
+        if len(o) == len(n):
+            old_splits.append([int(p) for p in o])
+            new_splits.append([int(p) for p in n])
+        else:
+            old_splits.append([old_shape[axis]])
+            new_splits.append([new_shape[axis]])
+            merged.append(axis)
+    how = f"parts {old_splits} -> {new_splits}"
+    if merged:
+        how += f" (axes {merged}: part counts differ, copied as a whole)"
+    return old_splits, new_splits, how
