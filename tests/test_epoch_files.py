@@ -6,7 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from transition.checkpoint._epochs import epoch_from_filename, epoch_model_path, find_epoch_model, list_epoch_models
+from transition.checkpoint._epochs import find_epoch_model, list_epoch_models
+from transition.checkpoint._naming import epoch_from_filename, epoch_prefix
 from transition.errors import CheckpointError, ConfigError
 
 
@@ -97,11 +98,11 @@ def test_bad_load_epoch(model, bad):
     pretrain=st.booleans(),
     step=st.integers(0, 10**8 - 1),
 )
-def test_epoch_model_path_roundtrip(base, epoch, pretrain, step):
-    path = epoch_model_path(f"/d/{base}", epoch, pretrain=pretrain)
+def test_epoch_prefix_roundtrip(base, epoch, pretrain, step):
+    path = epoch_prefix(f"/d/{base}", epoch, pretrain=pretrain)
     assert epoch_from_filename(path) == epoch
     assert epoch_from_filename(path + ".index") == epoch
-    assert epoch_from_filename(epoch_model_path(f"/d/{base}", epoch, step_in_epoch=step)) is None
+    assert epoch_from_filename(epoch_prefix(f"/d/{base}", epoch, step_in_epoch=step)) is None
 
 
 @pytest.mark.oracle

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from transition.errors import ConfigError
 from transition.store._keep import KeepPolicy
-from transition.store._store import CheckpointInfo
+from transition.store._info import CheckpointInfo
 
 
 @st.composite

@@ -440,7 +440,7 @@ def test_log_file_and_verbosity(tmp_path, capsys):
 
 
 def test_foreign_epoch_files_under_model_continue_training(tmp_path):
-    from transition.store._bundle import write_bundle
+    from transition.checkpoint._bundle_writer import write_bundle
 
     with _manager(tmp_path / "a", num_epochs=1) as a:
         for _ in a.epochs():

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from transition.errors import CheckpointError, MissingParamsError
 from transition.checkpoint._reader import open_checkpoint, read_checkpoint
-from transition.checkpoint._tf_bundle import tf_key_to_name
+from transition.checkpoint._bundle_reader import tf_key_to_name
 
 RNG = np.random.default_rng(0)
 
@@ -398,28 +398,10 @@ def test_damaged_h5_is_a_checkpoint_error(tmp_path):
 
 # --- direct reads from the data files (offsets from the .index, TF's crc32c) ----------------------------------------
 
-from transition.checkpoint._bundle_index import (  # noqa: E402
-    _CRC_SYMBOL, _StringView, _absl_crc32c, _absl_extend, _dynamic_symbols, crc32c, crc32c_available,
-    parse_bundle_index,
-)
-from transition.checkpoint._tf_bundle import TFBundleReader  # noqa: E402
+from transition.checkpoint._bundle_index import crc32c, fast_crc32c_available, parse_bundle_index  # noqa: E402
+from transition.checkpoint._bundle_reader import TFBundleReader  # noqa: E402
 
-needs_crc32c = pytest.mark.skipif(not crc32c_available(), reason="no crc32c found (google-crc32c or TF's library)")
-needs_absl_crc32c = pytest.mark.skipif(_absl_crc32c() is None, reason="no crc32c found in TF's library")
-
-
-@needs_absl_crc32c
-def test_crc32c_symbol_is_found_by_scanning_the_library():
-    """The fallback for another absl version: the symbol found in the ELF dynamic string table works."""
-    import ctypes
-
-    path = os.path.join(os.path.dirname(tf.__file__), "libtensorflow_framework.so.2")
-    found = [m.group(0).decode() for m in _CRC_SYMBOL.finditer(_dynamic_symbols(path))]
-    assert found
-    fn = getattr(ctypes.CDLL(path), found[0])
-    fn.restype, fn.argtypes = ctypes.c_uint32, [ctypes.c_uint32, _StringView]
-    data = np.frombuffer(b"123456789", np.uint8)
-    assert fn(0, _StringView(data.size, data.ctypes.data)) == 0xE3069283
+needs_crc32c = pytest.mark.skipif(not fast_crc32c_available(), reason="google-crc32c without its C extension")
 
 
 def _crc32c_reference(data: bytes, crc: int = 0) -> int:
@@ -452,23 +434,15 @@ def test_crc32c_known_vectors():
         assert crc32c(data) == want
 
 
-@needs_absl_crc32c
-def test_tf_crc32c_known_vectors_even_where_google_crc32c_is_preferred():
-    for data, want in _CRC_VECTORS:
-        assert _absl_extend(0, np.frombuffer(data, np.uint8)) == want
-    big = np.frombuffer(RNG.bytes(1 << 20), np.uint8)
-    assert _absl_extend(_absl_extend(0, big[:1000]), big[1000:]) == _absl_extend(0, big)
+def test_crc32c_is_google_crc32c_on_writable_and_read_only_buffers():
+    """The crc32c is google-crc32c's (a dependency): it takes writable numpy memory without a copy too."""
+    import google_crc32c
 
-
-def test_google_crc32c_is_preferred_where_installed():
-    google_crc32c = pytest.importorskip("google_crc32c")
-    from transition.checkpoint._bundle_index import _crc32c_function, _google_crc32c
-
-    if google_crc32c.implementation != "c":
-        pytest.skip("google-crc32c without its C extension is not used")
-    assert _google_crc32c() is not None and _crc32c_function() is not _absl_extend
-    for data, want in _CRC_VECTORS:
-        assert crc32c(data) == want
+    big = np.frombuffer(RNG.bytes(1 << 20), np.uint8).copy()
+    assert big.flags.writeable
+    assert crc32c(big) == google_crc32c.value(big.tobytes())
+    assert crc32c(big[1000:], crc32c(big[:1000])) == crc32c(big)
+    assert big.flags.writeable  # the caller's array is left as it was
 
 
 _DTYPES = {
@@ -515,13 +489,11 @@ def test_direct_reads_equal_tf_reads_for_every_dtype(many_dtypes_ckpt):
                 np.testing.assert_array_equal(got, slow.read(name), err_msg=name)
 
 
-def test_without_a_crc32c_tf_reads_every_value(many_dtypes_ckpt, monkeypatch):
-    """Where no crc32c is found (another platform or TF build) TF's own reader gives the same values."""
-    from transition.checkpoint import _tf_bundle as _reader_tf
-
-    monkeypatch.setattr(_reader_tf, "_crc32c_function", lambda: None)
+def test_without_the_direct_reader_tf_reads_every_value(many_dtypes_ckpt):
+    """Where the direct reader does not apply (no C crc32c, a remote file system) TF's own reader gives the same
+    values."""
     prefix, values = many_dtypes_ckpt
-    with TFBundleReader(prefix) as reader:
+    with TFBundleReader(prefix, direct=False) as reader:
         for name in reader.names():
             assert reader._read_direct(name) is None, name
             for got in (reader.read(name), np.asarray(reader.read_for_assign(name))):

@@ -14,7 +14,8 @@ import pytest
 from transition.store import _atomic
 from transition.errors import CheckpointError, ConfigError
 from transition.store._keep import KeepPolicy
-from transition.store._store import CheckpointStore, checkpoint_prefix
+from transition.store._store import CheckpointStore
+from transition.checkpoint._naming import checkpoint_prefix
 
 tf = pytest.importorskip("tensorflow")
 
@@ -76,8 +77,7 @@ def test_keras_variables_are_saved(model):
 
 
 def test_mid_epoch_naming_and_order(model):
-    with CheckpointStore(model, keep=KeepPolicy(keep_last=None), every_steps=100) as store:
-        assert store.due(200) and not store.due(150) and not store.due(0)
+    with CheckpointStore(model, keep=KeepPolicy(keep_last=None)) as store:
         store.save(3, 100, _params(), epoch_finished=False)
         assert store.latest_good().prefix == model + ".003.step00000100"
         store.save(3, 250, _params(), epoch_finished=True)
@@ -257,15 +257,17 @@ def test_large_unaligned_and_strided_arrays_round_trip(model, dtype):
 
 
 def test_bundle_whose_index_declares_more_than_its_data_is_refused(tmp_path):
-    from transition.store._bundle import read_bundle, write_bundle
+    from transition.checkpoint._bundle_reader import TFBundleReader
+    from transition.checkpoint._bundle_writer import write_bundle
 
     prefix = str(tmp_path / "m.001")
     write_bundle(prefix, {"a/W": np.ones((100, 10), np.float32)})
-    assert read_bundle(prefix)["a/W"].shape == (100, 10)
+    with TFBundleReader(prefix) as reader:
+        assert reader.read("a/W").shape == (100, 10)
     with open(prefix + ".data-00000-of-00001", "r+b") as f:
         f.truncate(100)
     with pytest.raises(CheckpointError, match=r"m\.001 is damaged: its index declares 4000 bytes.*hold 100"):
-        read_bundle(prefix)
+        TFBundleReader(prefix).read_all()
 
 
 def test_cli_status_subprocess_is_quiet_and_names_the_resume_checkpoint(model):

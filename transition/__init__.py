@@ -75,10 +75,10 @@ _PUBLIC: dict[str, str] = {
     "EpochRecord": "store._state",
     "TrainingState": "store._state",
     "read_training_state": "store._state",
-    "CheckpointInfo": "store._store",
+    "CheckpointInfo": "store._info",
     "CheckpointStore": "store._store",
-    "RestoredCheckpoint": "store._store",
-    "checkpoint_prefix": "store._store",
+    "RestoredCheckpoint": "store._info",
+    "checkpoint_prefix": "checkpoint._naming",
     # training: the epoch manager
     "PREEMPTED_EXIT_CODE": "training._preempt",
     "PreemptionHandler": "training._preempt",

@@ -1,91 +1,61 @@
-"""RETURNN's naming of epoch checkpoints: `{model}.{epoch:03d}` and `{model}.pretrain.{epoch:03d}`.
+"""RETURNN's epoch checkpoints of a model: `{model}.{epoch:03d}` and `{model}.pretrain.{epoch:03d}` (names: `_naming`).
 
 A checkpoint exists at a prefix when `{prefix}.index` (TF bundle) or `{prefix}.meta` is there. Mid-epoch
-checkpoints (`{model}.{epoch:03d}.step{step:08d}`) are not epoch checkpoints, and a prefix of this project that was
-not committed (`{prefix}.pending` present, `{prefix}.commit.json` absent) is skipped. When both a plain and a
-pretrain file exist for one epoch, the plain one wins (as in RETURNN).
+checkpoints are not epoch checkpoints, and a prefix of this project that was not committed is skipped. When both a
+plain and a pretrain file exist for one epoch, the plain one wins (as in RETURNN).
 """
 
 from __future__ import annotations
 
 import os
-import re
 
+from transition.checkpoint._naming import (
+    INDEX_SUFFIX,
+    META_SUFFIX,
+    CommitState,
+    commit_state,
+    epoch_from_filename,
+    parse_name,
+    strip_tf_suffix,
+)
 from transition.errors import CheckpointError, ConfigError
+from transition.internal import _fs
 
-__all__ = [
-    "find_epoch_model",
-    "list_epoch_models",
-    "epoch_model_path",
-    "epoch_from_filename",
-    "is_uncommitted",
-    "bundle_exists",
-    "strip_tf_suffix",
-]
-
-_EPOCH_RE = re.compile(r"^(?P<base>.+?)\.(?P<pretrain>pretrain\.)?(?P<epoch>\d{3,})$")
-_TF_SUFFIXES = (".index", ".meta")
-_DATA_RE = re.compile(r"\.data-\d{5}-of-\d{5}$")
-
-
-def epoch_model_path(model: str, epoch: int, *, pretrain: bool = False, step_in_epoch: int | None = None) -> str:
-    """The prefix of an epoch (or mid-epoch) checkpoint: `model[.pretrain].%03d[.step%08d]`."""
-    path = f"{model}{'.pretrain' if pretrain else ''}.{int(epoch):03d}"
-    return path if step_in_epoch is None else f"{path}.step{int(step_in_epoch):08d}"
+__all__ = ["find_epoch_model", "list_epoch_models", "is_uncommitted", "bundle_exists"]
 
 
 def is_uncommitted(prefix: str) -> bool:
-    """True for a prefix of ours whose save did not finish: `.pending` present and no `.commit.json`."""
-    return os.path.exists(prefix + ".pending") and not os.path.exists(prefix + ".commit.json")
+    """True for a prefix of ours whose save did not finish (see `_naming.commit_state`)."""
+    return commit_state(prefix) is CommitState.PENDING
 
 
 def bundle_exists(prefix: str) -> bool:
     """Whether a TF checkpoint's `.index` or `.meta` file exists at `prefix`."""
-    return any(os.path.isfile(prefix + s) for s in _TF_SUFFIXES)
-
-
-def strip_tf_suffix(path: str) -> str:
-    """The bundle prefix of a path given with `.index`, `.meta` or `.data-NNNNN-of-NNNNN` appended (else the path)."""
-    for suffix in _TF_SUFFIXES:
-        if path.endswith(suffix):
-            return path[: -len(suffix)]
-    return _DATA_RE.sub("", path)
-
-
-def epoch_from_filename(path: str) -> int | None:
-    """The epoch of `.../network.080` (or `.pretrain.080`, with `.index` / `.meta` / `.data-...` appended), else
-    None."""
-    m = _EPOCH_RE.match(os.path.basename(strip_tf_suffix(os.fspath(path))))
-    if not m or f"{int(m.group('epoch')):03d}" != m.group("epoch"):
-        return None
-    return int(m.group("epoch"))
+    return any(_fs.isfile(prefix + s) for s in (INDEX_SUFFIX, META_SUFFIX))
 
 
 def _scan(model: str) -> tuple[dict[int, str], list[str]]:
     directory, base = os.path.split(model)
-    directory = directory or "."
     try:
-        files = os.listdir(directory)
+        files = _fs.listdir(directory or ".")
     except (FileNotFoundError, NotADirectoryError):
         return {}, []
     except OSError as exc:
-        raise CheckpointError(f"cannot list {directory} to find the epochs of model {model!r}: {exc}") from exc
-    pattern = re.compile(re.escape(base) + r"\.(pretrain\.)?(\d{3,})(\.index|\.meta)$")
+        raise CheckpointError(f"cannot list {directory or '.'} to find the epochs of model {model!r}: {exc}") from exc
     found: dict[int, str] = {}
     skipped: list[str] = []
     for fn in sorted(files):
-        m = pattern.match(fn)
-        if not m or f"{int(m.group(2)):03d}" != m.group(2):
+        parsed = parse_name(base, fn)
+        if parsed is None or parsed.step is not None or parsed.suffix not in (INDEX_SUFFIX, META_SUFFIX):
             continue
-        epoch = int(m.group(2))
-        prefix = os.path.join(os.path.dirname(model), fn[: -len(m.group(3))])
+        prefix = os.path.join(directory, parsed.prefix_name(base))
         if is_uncommitted(prefix):
             if prefix not in skipped:
                 skipped.append(prefix)
             continue
-        if epoch in found and not m.group(1) and ".pretrain." in found[epoch]:
-            found[epoch] = prefix  # the plain file wins over the pretrain one
-        found.setdefault(epoch, prefix)
+        if parsed.epoch in found and not parsed.pretrain and ".pretrain." in found[parsed.epoch]:
+            found[parsed.epoch] = prefix  # the plain file wins over the pretrain one
+        found.setdefault(parsed.epoch, prefix)
     return dict(sorted(found.items())), skipped
 
 

@@ -13,7 +13,8 @@ from typing import Any
 
 import attrs
 
-from transition.checkpoint._epochs import epoch_from_filename, list_epoch_models
+from transition.checkpoint._epochs import list_epoch_models
+from transition.checkpoint._naming import epoch_from_filename
 from transition.errors import ConfigError, did_you_mean
 from transition.checkpoint._loading import LoadReport, load_checkpoint
 from transition.checkpoint._reader import open_checkpoint

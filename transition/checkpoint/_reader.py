@@ -16,9 +16,11 @@ import os
 
 import numpy as np
 
-from transition.checkpoint._epochs import find_epoch_model, is_uncommitted, list_epoch_models, strip_tf_suffix
-from transition.errors import CheckpointError, close_matches
+from transition.checkpoint._epochs import find_epoch_model, is_uncommitted, list_epoch_models
+from transition.checkpoint._naming import INDEX_SUFFIX, META_SUFFIX, strip_tf_suffix
 from transition.checkpoint._reader_base import CheckpointReader
+from transition.errors import CheckpointError, close_matches
+from transition.internal import _fs
 
 __all__ = [
     "CheckpointReader",
@@ -62,7 +64,7 @@ def _not_found(path: str) -> CheckpointError:
     else:
         directory, base = os.path.split(path)
         try:
-            names = os.listdir(directory or ".")
+            names = _fs.listdir(directory or ".")
         except OSError:
             names = []
         similar = close_matches(base, names)
@@ -77,38 +79,38 @@ def resolve_checkpoint(path: str | os.PathLike) -> tuple[str, str]:
     kind: "tf" (path = the bundle prefix), "npz", "npy" or "h5" (Keras .h5 or .keras).
     """
     path = os.path.expanduser(os.fspath(path))
-    if os.path.isdir(path):
-        if os.path.isfile(os.path.join(path, "checkpoint")):
+    if _fs.isdir(path):
+        if _fs.isfile(os.path.join(path, "checkpoint")):
             path = _from_state_file(path)
         else:
-            bundles = sorted(f[: -len(".index")] for f in os.listdir(path) if f.endswith(".index"))[:5]
+            bundles = sorted(f[: -len(INDEX_SUFFIX)] for f in _fs.listdir(path) if f.endswith(INDEX_SUFFIX))[:5]
             raise CheckpointError(
                 f"{path} is a directory without a 'checkpoint' state file; give a checkpoint prefix"
                 + (f", e.g. one of {[os.path.join(path, b) for b in bundles]}" if bundles else "")
             )
-    elif os.path.basename(path) == "checkpoint" and os.path.isfile(path):
+    elif os.path.basename(path) == "checkpoint" and _fs.isfile(path):
         path = _from_state_file(os.path.dirname(path) or ".")
     ext_kind = next((k for ext, k in _EXT.items() if path.endswith(ext)), None)
     if ext_kind is not None:
-        if not os.path.isfile(path):
+        if not _fs.isfile(path):
             raise _not_found(path)
         return ext_kind, path
     prefix = strip_tf_suffix(path)
-    if os.path.isfile(prefix + ".index"):
+    if _fs.isfile(prefix + INDEX_SUFFIX):
         if is_uncommitted(prefix):
             raise CheckpointError(
                 f"checkpoint {prefix} was not committed ({prefix}.pending exists, {prefix}.commit.json does not): "
                 f"its save was interrupted; use an earlier checkpoint, or delete its files"
             )
         return "tf", prefix
-    if os.path.isfile(prefix + ".meta"):
+    if _fs.isfile(prefix + META_SUFFIX):
         raise CheckpointError(
             f"checkpoint {prefix} has a graph ({prefix}.meta) but no {prefix}.index: its values are missing "
             f"(an incomplete copy, or an old TF V1 checkpoint); copy the .index and .data-* files next to it"
         )
-    if os.path.isfile(path):
+    if _fs.isfile(path):
         try:
-            with open(path, "rb") as fp:
+            with _fs.open_binary(path) as fp:
                 head = fp.read(8)
         except OSError as exc:
             raise CheckpointError(f"cannot read checkpoint {path}: {exc}") from exc
@@ -126,7 +128,7 @@ def open_checkpoint(path: str | os.PathLike) -> CheckpointReader:
     """Open a checkpoint lazily: names, shapes and dtypes without reading values; `read(name)` reads one array."""
     kind, resolved = resolve_checkpoint(path)
     if kind == "tf":
-        from transition.checkpoint._tf_bundle import TFBundleReader
+        from transition.checkpoint._bundle_reader import TFBundleReader
 
         return TFBundleReader(resolved)
     from transition.checkpoint._files import KerasH5Reader, NpyReader, NpzReader

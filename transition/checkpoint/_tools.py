@@ -16,6 +16,7 @@ from typing import NamedTuple
 import numpy as np
 
 from transition.errors import CheckpointError, ConfigError, MissingParamsError, ShapeMismatchError, did_you_mean
+from transition.checkpoint._bundle_writer import write_bundle
 from transition.checkpoint._reader import open_checkpoint
 from transition.checkpoint._reader_base import CheckpointReader, strip_tensor_suffix
 
@@ -134,17 +135,9 @@ def _tf_files(prefix: str) -> list[str]:
 
 
 def _write_tf(values: Mapping[str, np.ndarray], dst: str) -> None:
-    import tensorflow as tf
-
-    names = sorted(values)
     tmp = _tmp_name(dst)
     try:
-        tf.raw_ops.SaveV2(
-            prefix=tmp,
-            tensor_names=names,
-            shape_and_slices=[""] * len(names),
-            tensors=[tf.constant(np.require(values[n], requirements='C')) for n in names],  # keeps 0-d as 0-d
-        )
+        write_bundle(tmp, {n: np.require(v, requirements="C") for n, v in values.items()})
         old = _tf_files(dst)
         written = sorted(_tf_files(tmp), key=lambda f: f.endswith(".index"))  # data first, index last
         for f in written:

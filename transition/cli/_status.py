@@ -25,9 +25,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _status(model: str, verify_all: bool) -> dict:
-    from transition.cli._main import quiet_tensorflow
-
-    quiet_tensorflow()
     from transition.store._store import CheckpointStore
 
     store = CheckpointStore(model, lock=False, cleanup=False)
@@ -36,11 +33,8 @@ def _status(model: str, verify_all: bool) -> dict:
         infos = store.list(checksums=True) if verify_all else scan.checkpoints
     finally:
         store.close()
-    # as TransitionManager does: with none of the store's own (committed) checkpoints, files such as RETURNN's
-    # network.NNN are left to the config's loading rules, not refused
-    ours = any(i.committed for i in infos)
-    resume = scan.good.prefix if ours and scan.good else None
-    error = scan.error(model) if ours else None
+    resume = scan.resume_from.prefix if scan.resume_from is not None else None  # the manager's decision
+    error = scan.resume_error
     found = {i.prefix: i for i in scan.skipped}
     if scan.good is not None:
         found[scan.good.prefix] = scan.good

@@ -7,10 +7,11 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["ALIGN", "ADOPT_MIN_SIZE", "aligned_empty", "aligned_array", "adopt"]
+__all__ = ["ALIGN", "ADOPT_MIN_SIZE", "aligned_empty", "aligned_array", "aligned_copy", "needs_copy", "adopt"]
 
 ALIGN = 64  # EIGEN_MAX_ALIGN_BYTES: TF adopts a buffer this aligned without copying it
 ADOPT_MIN_SIZE = 65536  # elements; below this TF's own conversion (one small copy) is as fast
+ADOPT_MIN_BYTES = 1 << 16  # bytes; the same for buffers handed to TF's writer
 
 
 def aligned_empty(nbytes: int, *, zeros: bool = False) -> np.ndarray:
@@ -26,6 +27,22 @@ def aligned_array(shape: Sequence[int], dtype: Any, *, zeros: bool = False) -> n
     shape = tuple(int(d) for d in shape)
     size = int(np.prod(shape, dtype=np.int64))
     return aligned_empty(size * np_dtype.itemsize, zeros=zeros).view(np_dtype).reshape(shape)
+
+
+def aligned_copy(value: Any, buffer: np.ndarray | None = None) -> np.ndarray:
+    """A C-contiguous copy of `value` (numpy array or CPU TF tensor) in an aligned host buffer: one memcpy (into
+    `buffer`, an aligned uint8 array of the right size, when given), which TF then adopts without a second copy."""
+    source = np.asarray(value)  # a CPU tensor: a view of its buffer
+    if buffer is None or buffer.nbytes != source.nbytes:
+        buffer = aligned_empty(source.nbytes)
+    out = buffer.view(source.dtype).reshape(source.shape)
+    np.copyto(out, source, casting="no")
+    return out
+
+
+def needs_copy(value: np.ndarray) -> bool:
+    """Whether TF would copy this numpy array to adopt it (large, and not aligned or not contiguous)."""
+    return value.nbytes >= ADOPT_MIN_BYTES and not (value.flags.c_contiguous and value.ctypes.data % ALIGN == 0)
 
 
 def adopt(arr: np.ndarray) -> Any:

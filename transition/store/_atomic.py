@@ -4,15 +4,14 @@ A save at `prefix`: create `{prefix}.pending`, drop any old `{prefix}.commit.jso
 name `{prefix}.tmp-<hex>...`, fsync it, rename it into place, then write `{prefix}.commit.json` (format version, every
 file's size and zlib.crc32) atomically (temp + fsync + rename + fsync of the directory) and remove `.pending`.
 The commit file decides: a prefix without one is not committed, also on file systems whose rename is not atomic.
-All paths go through `tf.io.gfile` (gs://, ram://, ...); fsync is done where the path is local.
+File names come from `checkpoint._naming`; all paths go through `internal._fs` (local paths through `os`, gs://, ram://,
+... through `tf.io.gfile`); fsync is done where the path is local.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
-import secrets
 import signal
 import threading
 import time
@@ -22,13 +21,22 @@ from typing import Any
 
 import attrs
 
+from transition.checkpoint._naming import (
+    COMMIT_SUFFIX,
+    PENDING_SUFFIX,
+    CommitState,
+    commit_state,
+    is_checkpoint_file_suffix,
+    is_temp_rest,
+    parse_name,
+    temp_prefix,
+)
 from transition.errors import CheckpointError
+from transition.internal import _fs
 
 __all__ = [
     "FORMAT",
     "FORMAT_VERSION",
-    "PENDING_SUFFIX",
-    "COMMIT_SUFFIX",
     "FileRecord",
     "CommitInfo",
     "PendingSave",
@@ -39,27 +47,15 @@ __all__ = [
     "cleanup_leftovers",
     "has_commit",
     "EarlyFlush",
-    "is_local",
-    "local_path",
 ]
 
 FORMAT = "transition-checkpoint"
 FORMAT_VERSION = 1
-PENDING_SUFFIX = ".pending"
-COMMIT_SUFFIX = ".commit.json"
 MAX_COMMIT_BYTES = 1 << 20  # a commit file is a few hundred bytes; a bigger one is not ours
-_FILE_SUFFIX_RE = re.compile(r"\.(?:index|state\.json|data-\d{5}-of-\d{5})")
-_TMP_RE = re.compile(r"\.tmp-[0-9a-f]{16}(?:\.|$)")
 _CHUNK = 16 << 20
 _KILL_ENV = "TRANSITION_TEST_KILL_AT"
 # False only in bench/save.py, to compare with writers that do not fsync (tf.train.Checkpoint.write); never in use
 DURABLE = True
-
-
-def _gfile():
-    import tensorflow as tf
-
-    return tf.io.gfile
 
 
 def fault_point(name: str) -> None:
@@ -68,26 +64,16 @@ def fault_point(name: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-def is_local(path: str) -> bool:
-    """Whether `path` is on the local file system (plain or file://): fsync and flock work there."""
-    return "://" not in path or path.startswith("file://")
-
-
-def local_path(path: str) -> str:
-    """`path` without a file:// scheme."""
-    return path[len("file://") :] if path.startswith("file://") else path
-
-
 def _split(prefix: str) -> tuple[str, str]:
     directory, base = os.path.split(prefix)
     return directory or ".", base
 
 
 def _fsync(path: str, *, directory: bool = False) -> None:
-    if not is_local(path) or not DURABLE:
+    if not _fs.is_local(path) or not DURABLE:
         return  # remote file systems make a closed file durable themselves
     flags = os.O_RDONLY | (getattr(os, "O_DIRECTORY", 0) if directory else 0)
-    fd = os.open(local_path(path), flags)
+    fd = os.open(_fs.local_path(path), flags)
     try:
         os.fsync(fd)
     except OSError:
@@ -107,12 +93,12 @@ class EarlyFlush:
     """
 
     def __init__(self, directory: str, name_prefix: str, *, interval: float = 0.02):
-        self._directory = local_path(directory)
+        self._directory = _fs.local_path(directory)
         self._name_prefix = name_prefix
         self._interval = interval
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._enabled = is_local(directory) and DURABLE
+        self._enabled = _fs.is_local(directory) and DURABLE
 
     def __enter__(self) -> EarlyFlush:
         if self._enabled:
@@ -149,15 +135,6 @@ class EarlyFlush:
                 os.close(fd)
 
 
-def _remove(path: str) -> bool:
-    gfile = _gfile()
-    try:
-        gfile.remove(path)
-        return True
-    except Exception:  # noqa: BLE001 - tf.errors.NotFoundError and friends; best effort
-        return False
-
-
 def _wrap(prefix: str, what: str, exc: BaseException) -> CheckpointError:
     return CheckpointError(f"checkpoint {prefix}: {what} failed: {exc}")
 
@@ -185,15 +162,15 @@ class CommitInfo:
 def file_crc32(path: str) -> tuple[int, int]:
     """(zlib.crc32, size) of the file at `path`, read in chunks."""
     crc, size = 0, 0
-    if is_local(path):
+    if _fs.is_local(path):
         buf = bytearray(_CHUNK)
         view = memoryview(buf)
-        with open(local_path(path), "rb", buffering=0) as f:
+        with open(_fs.local_path(path), "rb", buffering=0) as f:
             while n := f.readinto(buf):
                 crc = zlib.crc32(view[:n], crc)
                 size += n
         return crc, size
-    with _gfile().GFile(path, "rb") as f:
+    with _fs.open_binary(path) as f:
         while chunk := f.read(_CHUNK):
             crc = zlib.crc32(chunk, crc)
             size += len(chunk)
@@ -202,27 +179,27 @@ def file_crc32(path: str) -> tuple[int, int]:
 
 def _write_bytes(path: str, data: bytes) -> None:
     """Write `data` to `path` and fsync it (the single place file bytes are written; tests monkeypatch it)."""
-    with _gfile().GFile(path, "wb") as f:
+    with _fs.open_binary(path, "wb") as f:
         f.write(data)
     _fsync(path)
 
 
 def has_commit(prefix: str) -> bool:
-    return _gfile().exists(prefix + COMMIT_SUFFIX)
+    """Whether the checkpoint at `prefix` is committed (`_naming.commit_state`)."""
+    return commit_state(prefix) is CommitState.COMMITTED
 
 
 def _files_of(prefix: str, names: list[str] | None = None) -> list[str]:
     """The names (in the directory of `prefix`) of its bundle / state files and its temporaries."""
     directory, base = _split(prefix)
     if names is None:
-        names = _gfile().listdir(directory)
+        names = _fs.listdir(directory)
     out = []
     for name in names:
-        name = name.rstrip("/")
         if not name.startswith(base + "."):
             continue
         rest = name[len(base) :]
-        if _FILE_SUFFIX_RE.fullmatch(rest) or _TMP_RE.match(rest):
+        if is_checkpoint_file_suffix(rest) or (rest.startswith(".tmp-") and is_temp_rest(rest)):
             out.append(name)
     return out
 
@@ -236,7 +213,7 @@ class PendingSave:
     def __init__(self, prefix: str, *, overwrite: bool = False):
         self.prefix = prefix
         self.overwrite = overwrite
-        self.temp_prefix = f"{prefix}.tmp-{secrets.token_hex(8)}"
+        self.temp_prefix = temp_prefix(prefix)
         self._files: dict[str, FileRecord] = {}
         self._directory = _split(prefix)[0]
 
@@ -249,20 +226,19 @@ class PendingSave:
             self.abort()
 
     def begin(self) -> None:
-        gfile = _gfile()
         if has_commit(self.prefix) and not self.overwrite:
             raise CheckpointError(
                 f"checkpoint {self.prefix} already exists and is committed; delete it or save under another epoch/step"
             )
         try:
-            if not gfile.isdir(self._directory):
-                gfile.makedirs(self._directory)
+            if not _fs.isdir(self._directory):
+                _fs.makedirs(self._directory)
             _write_bytes(self.prefix + PENDING_SUFFIX, json.dumps({"pid": os.getpid(), "time": time.time()}).encode())
             _fsync(self._directory, directory=True)
             fault_point("pending_created")
-            removed = _remove(self.prefix + COMMIT_SUFFIX)
+            removed = _fs.remove(self.prefix + COMMIT_SUFFIX)
             for name in _files_of(self.prefix):
-                removed = _remove(os.path.join(self._directory, name)) or removed
+                removed = _fs.remove(os.path.join(self._directory, name)) or removed
             if removed:  # a new prefix (the usual case) has nothing to remove: no second directory fsync
                 _fsync(self._directory, directory=True)
         except CheckpointError:
@@ -276,16 +252,15 @@ class PendingSave:
 
         `crc32`/`size` may come from memory (no re-read); when the file's size differs, the file is hashed instead.
         """
-        if not _FILE_SUFFIX_RE.fullmatch(suffix):
+        if not is_checkpoint_file_suffix(suffix):
             raise CheckpointError(f"checkpoint {self.prefix}: {suffix!r} is not a checkpoint file suffix")
-        gfile = _gfile()
         try:
             if not synced:
                 _fsync(temp_path)
-            actual = gfile.stat(temp_path).length
+            actual = _fs.size(temp_path)
             if crc32 is None or size != actual:
                 crc32, actual = file_crc32(temp_path)
-            gfile.rename(temp_path, self.prefix + suffix, overwrite=True)
+            _fs.rename(temp_path, self.prefix + suffix)
         except Exception as exc:  # noqa: BLE001
             raise _wrap(self.prefix, f"placing {self.prefix}{suffix}", exc) from exc
         self._files[suffix] = FileRecord(size=int(actual), crc32=int(crc32))
@@ -309,17 +284,16 @@ class PendingSave:
         }
         data = json.dumps(record, indent=1, sort_keys=True, allow_nan=False).encode()
         temp = self.temp_prefix + COMMIT_SUFFIX
-        gfile = _gfile()
         try:
             _fsync(self._directory, directory=True)  # the renamed files first
             fault_point("before_commit")
             _write_bytes(temp, data)
-            gfile.rename(temp, self.prefix + COMMIT_SUFFIX, overwrite=True)
+            _fs.rename(temp, self.prefix + COMMIT_SUFFIX)
             _fsync(self._directory, directory=True)
         except Exception as exc:  # noqa: BLE001
             raise _wrap(self.prefix, "writing the commit file", exc) from exc
         fault_point("committed")
-        _remove(self.prefix + PENDING_SUFFIX)
+        _fs.remove(self.prefix + PENDING_SUFFIX)
         return CommitInfo(prefix=self.prefix, files=dict(self._files), meta=dict(meta))
 
     def abort(self) -> None:
@@ -327,8 +301,8 @@ class PendingSave:
         try:
             if not has_commit(self.prefix):
                 for name in _files_of(self.prefix):
-                    _remove(os.path.join(self._directory, name))
-                _remove(self.prefix + PENDING_SUFFIX)
+                    _fs.remove(os.path.join(self._directory, name))
+                _fs.remove(self.prefix + PENDING_SUFFIX)
         except Exception:  # noqa: BLE001 - the original error matters more
             pass
 
@@ -343,14 +317,12 @@ def _is_int(x: Any) -> bool:
 
 def read_commit(prefix: str) -> CommitInfo:
     """Read and validate `{prefix}.commit.json` (does not check the files; see `verify`)."""
-    gfile = _gfile()
     path = prefix + COMMIT_SUFFIX
     try:
-        length = gfile.stat(path).length
+        length = _fs.size(path)
         if length > MAX_COMMIT_BYTES:
             raise _bad(prefix, f"{length} bytes, more than the {MAX_COMMIT_BYTES} a commit file can have")
-        with gfile.GFile(path, "rb") as f:
-            raw = f.read(MAX_COMMIT_BYTES + 1)
+        raw = _fs.read_bytes(path, MAX_COMMIT_BYTES)
     except CheckpointError:
         raise
     except Exception as exc:  # noqa: BLE001
@@ -374,7 +346,7 @@ def read_commit(prefix: str) -> CommitInfo:
         raise _bad(prefix, "'files' must be a non-empty object and 'meta' an object")
     records = {}
     for suffix, rec in files.items():
-        if not isinstance(suffix, str) or not _FILE_SUFFIX_RE.fullmatch(suffix):
+        if not isinstance(suffix, str) or not is_checkpoint_file_suffix(suffix):
             raise _bad(prefix, f"file {suffix!r} is not a checkpoint file suffix (like '.index')")
         if not isinstance(rec, dict) or not _is_int(rec.get("size")) or not _is_int(rec.get("crc32")):
             raise _bad(prefix, f"file {suffix!r}: expected {{'size': int, 'crc32': int}}, got {rec!r:.100}")
@@ -387,11 +359,10 @@ def read_commit(prefix: str) -> CommitInfo:
 def verify(prefix: str, *, checksums: bool = True) -> CommitInfo:
     """Check the commit file and every file's size (and checksum); raises CheckpointError naming what is wrong."""
     info = read_commit(prefix)
-    gfile = _gfile()
     for suffix, rec in sorted(info.files.items()):
         path = prefix + suffix
         try:
-            length = gfile.stat(path).length
+            length = _fs.size(path)
         except Exception as exc:  # noqa: BLE001 - NotFoundError
             raise CheckpointError(f"checkpoint {prefix} is damaged: file {path} is missing ({exc})") from exc
         if length != rec.size:
@@ -414,11 +385,11 @@ def delete_checkpoint(prefix: str) -> None:
     try:
         _write_bytes(prefix + PENDING_SUFFIX, b'{"deleting": true}')
         fault_point("deleting")
-        _remove(prefix + COMMIT_SUFFIX)
+        _fs.remove(prefix + COMMIT_SUFFIX)
         _fsync(directory, directory=True)
         for name in _files_of(prefix):
-            _remove(os.path.join(directory, name))
-        _remove(prefix + PENDING_SUFFIX)
+            _fs.remove(os.path.join(directory, name))
+        _fs.remove(prefix + PENDING_SUFFIX)
     except Exception as exc:  # noqa: BLE001
         raise _wrap(prefix, "deleting", exc) from exc
 
@@ -429,24 +400,24 @@ def cleanup_leftovers(model: str) -> list[str]:
     Only call it while holding the model's lock: another live process may be saving. Returns the removed paths.
     """
     directory, base = _split(model)
-    gfile = _gfile()
-    if not gfile.isdir(directory):
+    if not _fs.isdir(directory):
         return []
-    names = [n.rstrip("/") for n in gfile.listdir(directory)]
+    names = _fs.listdir(directory)
     removed = []
     for name in names:
-        if name.startswith(base + ".") and _TMP_RE.search(name[len(base) :]):
-            if _remove(os.path.join(directory, name)):
+        if name.startswith(base + ".") and is_temp_rest(name[len(base) :]):
+            if _fs.remove(os.path.join(directory, name)):
                 removed.append(os.path.join(directory, name))
     for name in names:
-        if not (name.startswith(base + ".") and name.endswith(PENDING_SUFFIX)):
+        parsed = parse_name(base, name)
+        if parsed is None or parsed.suffix != PENDING_SUFFIX:
             continue
-        prefix = os.path.join(directory, name[: -len(PENDING_SUFFIX)])
+        prefix = os.path.join(directory, parsed.prefix_name(base))
         if not has_commit(prefix):
             for other in _files_of(prefix, names):
                 path = os.path.join(directory, other)
-                if path not in removed and _remove(path):
+                if path not in removed and _fs.remove(path):
                     removed.append(path)
-        if _remove(prefix + PENDING_SUFFIX):
+        if _fs.remove(prefix + PENDING_SUFFIX):
             removed.append(prefix + PENDING_SUFFIX)
     return removed

@@ -15,17 +15,16 @@ import os
 import socket
 import time
 
-from transition.store import _atomic
+from transition.checkpoint._naming import LOCK_SUFFIX
 from transition.errors import CheckpointError
+from transition.internal import _fs
 
-__all__ = ["DirectoryLock", "LOCK_SUFFIX", "is_lockable"]
-
-LOCK_SUFFIX = ".lock"
+__all__ = ["DirectoryLock", "is_lockable"]
 
 
 def is_lockable(model: str) -> bool:
     """Whether `model` is on a local file system (where `DirectoryLock` works)."""
-    return _atomic.is_local(model)
+    return _fs.is_local(model)
 
 
 class DirectoryLock:
@@ -34,7 +33,7 @@ class DirectoryLock:
     def __init__(self, model: str):
         if not is_lockable(model):
             raise CheckpointError(f"cannot lock {model}: locks need a local file system (flock); see transition.store._lock")
-        self.path = _atomic.local_path(model) + LOCK_SUFFIX
+        self.path = _fs.local_path(model) + LOCK_SUFFIX
         self._fd: int | None = None
 
     @property

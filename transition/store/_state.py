@@ -13,8 +13,10 @@ from typing import Any
 import attrs
 import numpy as np
 
-from transition.internal import _jsonsafe
-from transition.errors import CheckpointError, ConfigError, did_you_mean
+from transition.checkpoint._bundle_reader import TFBundleReader
+from transition.checkpoint._naming import COMMIT_SUFFIX, INDEX_SUFFIX, STATE_SUFFIX, CommitState, commit_state
+from transition.errors import CheckpointError, ConfigError, MissingParamsError, did_you_mean
+from transition.internal import _fs, _jsonsafe
 from transition.store._rng import RngState
 
 __all__ = [
@@ -286,11 +288,11 @@ def loads_state(data: bytes, arrays: Mapping[str, np.ndarray] | None,
 
 def state_json_path(prefix: str) -> str:
     """``{prefix}.state.json``."""
-    return f"{prefix}.state.json"
+    return prefix + STATE_SUFFIX
 
 
 def _strip_prefix(path: str) -> str:
-    for suffix in (".state.json", ".commit.json", ".index"):
+    for suffix in (STATE_SUFFIX, COMMIT_SUFFIX, INDEX_SUFFIX):
         if path.endswith(suffix):
             return path[: -len(suffix)]
     return path
@@ -298,14 +300,13 @@ def _strip_prefix(path: str) -> str:
 
 def read_state_arrays(prefix: str, names: list[str]) -> dict[str, np.ndarray]:
     """Read the named state arrays (``state/{name}``) from the TF bundle at `prefix`."""
-    from transition.store._bundle import read_bundle
-
     if not names:
         return {}
     try:
-        arrays = read_bundle(prefix, [STATE_ARRAY_PREFIX + name for name in names])
-    except CheckpointError as exc:
-        raise CheckpointError(f"{prefix}: cannot read the arrays that {prefix}.state.json needs ({exc}); the "
+        with TFBundleReader(prefix) as reader:
+            arrays = reader.read_all([STATE_ARRAY_PREFIX + name for name in names])
+    except (CheckpointError, MissingParamsError) as exc:
+        raise CheckpointError(f"{prefix}: cannot read the arrays that {prefix}{STATE_SUFFIX} needs ({exc}); the "
                               "checkpoint is incomplete or damaged, use another one") from None
     out = {}
     for name in names:
@@ -319,13 +320,10 @@ def read_state_arrays(prefix: str, names: list[str]) -> dict[str, np.ndarray]:
 
 def read_state_json(prefix: str) -> Any:
     """The parsed ``{prefix}.state.json`` (strict JSON, at most `_jsonsafe.MAX_JSON_BYTES`), not yet validated."""
-    import tensorflow as tf
-
     json_path = state_json_path(prefix)
     try:
-        with tf.io.gfile.GFile(json_path, "rb") as f:
-            data = f.read(_jsonsafe.MAX_JSON_BYTES + 1)
-    except tf.errors.NotFoundError:
+        data = _fs.read_bytes(json_path, _jsonsafe.MAX_JSON_BYTES)
+    except FileNotFoundError:
         raise CheckpointError(f"{json_path}: no training state here; is {prefix!r} a checkpoint written by "
                               "transition?") from None
     except Exception as exc:  # noqa: BLE001
@@ -341,16 +339,14 @@ def read_training_state(path: str, *, with_rng: bool = True, verify: bool = True
     checksum. A prefix that is still pending (``.pending`` without ``.commit.json``) is refused; one with neither
     (written by other tools) is read as it is.
     """
-    import tensorflow as tf
-
     from transition.store import _atomic
 
     prefix = _strip_prefix(str(path))
     json_path = state_json_path(prefix)
-    gfile = tf.io.gfile
-    if gfile.exists(prefix + _atomic.COMMIT_SUFFIX):
+    state = commit_state(prefix)
+    if state is CommitState.COMMITTED:
         _atomic.verify(prefix, checksums=verify)
-    elif gfile.exists(prefix + _atomic.PENDING_SUFFIX):
+    elif state is CommitState.PENDING:
         raise CheckpointError(f"{prefix}: this checkpoint was never committed (a save was interrupted); "
                               "use an earlier checkpoint")
     obj = read_state_json(prefix)

@@ -9,107 +9,35 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import threading
 import time
 from collections.abc import Mapping
-from typing import Any, NamedTuple
+from typing import Any
 
-import attrs
 import numpy as np
 
-from transition.store import _atomic
-
+from transition.checkpoint._bundle_reader import TFBundleReader
+from transition.checkpoint._bundle_writer import bundle_data_crc32, write_bundle
+from transition.checkpoint._naming import SINGLE_DATA_SUFFIX, STATE_SUFFIX, checkpoint_prefix
+from transition.errors import CheckpointError, ConfigError, did_you_mean
 from transition.internal import _jsonsafe
-from transition.store._bundle import (
-    DATA_SUFFIX,
-    HostBufferPool,
-    bundle_data_crc32,
-    needs_copy,
-    read_bundle,
-    write_bundle,
-)
-from transition.errors import CheckpointError, ConfigError
+from transition.internal._aligned import needs_copy
+from transition.store import _atomic
+from transition.store._host_buffers import HostBufferPool
+from transition.store._info import CheckpointInfo, RestoredCheckpoint, info_from_commit
 from transition.store._keep import KeepPolicy
+from transition.store._listing import list_checkpoints
 from transition.store._lock import DirectoryLock, is_lockable
+from transition.store._resume import ResumeScan, scan_for_resume
 from transition.store._state import STATE_ARRAY_PREFIX, TrainingState, dumps_state, read_state_json
 from transition.store._writer import BackgroundWriter
 
-__all__ = ["CheckpointStore", "CheckpointInfo", "ResumeScan", "RestoredCheckpoint", "checkpoint_prefix", "OPTIMIZER_PREFIX"]
+__all__ = ["CheckpointStore", "OPTIMIZER_PREFIX", "STATE_PREFIX"]
 
 log = logging.getLogger("transition")
 
 OPTIMIZER_PREFIX = "optimizer/"
 STATE_PREFIX = STATE_ARRAY_PREFIX
-STATE_SUFFIX = ".state.json"
-_NAME_RE = re.compile(
-    r"(?P<pre>pretrain\.)?(?P<epoch>\d{3,})(?:\.step(?P<step>\d{8,}))?(?P<kind>\.index|\.commit\.json|\.pending)"
-)
-
-
-def checkpoint_prefix(model: str, epoch: int, step_in_epoch: int = 0, *, epoch_finished: bool = True) -> str:
-    """`{model}.{epoch:03d}` at an epoch end, `{model}.{epoch:03d}.step{step_in_epoch:08d}` within an epoch."""
-    if epoch_finished:
-        return f"{model}.{epoch:03d}"
-    return f"{model}.{epoch:03d}.step{step_in_epoch:08d}"
-
-
-@attrs.frozen
-class ResumeScan:
-    """What `CheckpointStore.scan_for_resume` found: every checkpoint (oldest first), the one a resume would use
-    (checksums verified) and the newer committed ones it skipped as damaged (newest first, with the reason)."""
-
-    checkpoints: list[CheckpointInfo]
-    good: CheckpointInfo | None
-    skipped: tuple[CheckpointInfo, ...]
-
-    @property
-    def unusable(self) -> list[CheckpointInfo]:
-        """The skipped checkpoints and the saves that never got a commit file."""
-        return list(self.skipped) + [i for i in self.checkpoints
-                                     if i.damaged and i.damaged.startswith("not committed: no commit")]
-
-    def error(self, model: str) -> CheckpointError | None:
-        """The error a resume must raise: checkpoints exist but none is good (never a silent fresh start)."""
-        if self.good is not None or not self.unusable:
-            return None
-        listing = "; ".join(f"{i.prefix}: {i.damaged}" for i in self.unusable[:5])
-        return CheckpointError(
-            f"model {model} has checkpoints but none is good ({listing}). Not starting from scratch: "
-            "repair or move these files away, or load params explicitly"
-        )
-
-
-@attrs.frozen
-class CheckpointInfo:
-    """One checkpoint of a model. `damaged` says why it cannot be used (None when it is good or not checked)."""
-
-    prefix: str
-    epoch: int
-    step: int  # steps done within `epoch`
-    epoch_finished: bool
-    scores: Mapping[str, float] = attrs.field(factory=dict)
-    global_step: int | None = None
-    size: int = 0
-    committed: bool = False
-    damaged: str | None = None
-    verified: bool = False  # checksums were checked (not only sizes)
-
-    @property
-    def good(self) -> bool:
-        return self.committed and self.damaged is None
-
-    @property
-    def order(self) -> tuple[int, int, int]:
-        """Sort key, oldest first: within an epoch the mid-epoch checkpoints come before the epoch end."""
-        return (self.epoch, int(self.epoch_finished), self.step)
-
-
-class RestoredCheckpoint(NamedTuple):
-    params: dict[str, np.ndarray]  # "layer/param" -> array (read-only)
-    optimizer: dict[str, np.ndarray]  # names without the "optimizer/" prefix
-    state_json: dict[str, Any]  # the parsed {prefix}.state.json
-    state_arrays: dict[str, np.ndarray]  # names without the "state/" prefix
 
 
 def _is_int(x: Any) -> bool:
@@ -153,8 +81,7 @@ class CheckpointStore:
     """The checkpoints of `model` (a path prefix like RETURNN's `model` option, e.g. `/exp/net-model/network`).
 
     Opening a store locks the model (`lock=None`: when the path is local; remote paths run unlocked with a warning)
-    and removes what an interrupted save left. `every_steps`: `due(step_in_epoch)` says when to save within an epoch.
-    Use as a context manager, or call `close()`: it waits for a background save and raises its error.
+    and removes what an interrupted save left. Use as a context manager, or call `close()`: it waits for a background save and raises its error.
     """
 
     def __init__(
@@ -164,15 +91,11 @@ class CheckpointStore:
         keep: KeepPolicy | None = None,
         lock: bool | None = None,
         cleanup: bool = True,
-        every_steps: int | None = None,
     ):
         if not isinstance(model, str) or not model or model.endswith("/"):
             raise ConfigError(f"model must be a path prefix like '/exp/net-model/network', got {model!r}")
-        if every_steps is not None and (not _is_int(every_steps) or every_steps < 1):
-            raise ConfigError(f"every_steps must be an int >= 1 or None, got {every_steps!r}")
         self.model = model
         self.keep = keep if keep is not None else KeepPolicy()
-        self.every_steps = every_steps
         self._lock: DirectoryLock | None = None
         self._mutex = threading.Lock()  # writer thread vs. list()/restore() in the caller's thread
         if lock is None:
@@ -214,10 +137,6 @@ class CheckpointStore:
                 self.close()
             except CheckpointError as err:
                 log.error("%s", err)
-
-    def due(self, step_in_epoch: int) -> bool:
-        """Whether a mid-epoch save is due after `step_in_epoch` steps (per `every_steps`)."""
-        return bool(self.every_steps) and step_in_epoch > 0 and step_in_epoch % self.every_steps == 0
 
     # --- saving ---
     def save(self, epoch: int, step_in_epoch: int, params: Mapping[str, Any],
@@ -261,8 +180,6 @@ class CheckpointStore:
             raise ConfigError(f"epoch_finished must be a bool, got {epoch_finished!r}")
         scores = _check_scores(scores)
         if self.keep.keep_best and epoch_finished and scores and self.keep.score not in scores:
-            from transition.errors import did_you_mean
-
             raise ConfigError(f"the keep policy's score {self.keep.score!r} is not among the scores {sorted(scores)}"
                               f"{did_you_mean(self.keep.score, scores)}")
         state_bytes, state_arrays = self._state_parts(epoch, step_in_epoch, epoch_finished, global_step, state,
@@ -334,7 +251,7 @@ class CheckpointStore:
                 directory, temp_base = os.path.split(pending.temp_prefix)
                 # the disk writes the data file while TF still produces it and while the small files are written;
                 # the data file's own fsync then only waits for the rest
-                with _atomic.EarlyFlush(directory or ".", temp_base + DATA_SUFFIX):
+                with _atomic.EarlyFlush(directory or ".", temp_base + SINGLE_DATA_SUFFIX):
                     try:
                         write_bundle(pending.temp_prefix, arrays)
                     finally:
@@ -343,104 +260,31 @@ class CheckpointStore:
                     pending.place(pending.temp_prefix + ".index", ".index")
                     pending.write_bytes(STATE_SUFFIX, job["state"])
                 data_crc, data_size = crc.get("data", (None, None))  # None: the hasher failed, hash the file
-                pending.place(pending.temp_prefix + DATA_SUFFIX, DATA_SUFFIX, crc32=data_crc, size=data_size)
+                pending.place(pending.temp_prefix + SINGLE_DATA_SUFFIX, SINGLE_DATA_SUFFIX, crc32=data_crc,
+                              size=data_size)
                 _atomic.fault_point("state_written")
                 meta = dict(job["meta"], created=time.time())
                 commit = pending.commit(meta)
-            info = self._info(prefix, commit, verified=True)
+            info = info_from_commit(self.model, prefix, commit, verified=True)
             self._apply_keep_policy()
         return info
 
     def _apply_keep_policy(self) -> None:
-        for info in self.keep.select_to_delete(self._list(checksums=False)):
+        for info in self.keep.select_to_delete(list_checkpoints(self.model, checksums=False)):
             log.info("keep policy: deleting checkpoint %s", info.prefix)
             _atomic.delete_checkpoint(info.prefix)
 
     # --- listing ---
-    def _info(self, prefix: str, commit: _atomic.CommitInfo, *, verified: bool) -> CheckpointInfo:
-        meta = commit.meta
-        for key, ok in (("epoch", _is_int), ("step_in_epoch", _is_int),
-                        ("epoch_finished", lambda v: isinstance(v, bool)),
-                        ("scores", lambda v: isinstance(v, dict)),
-                        ("global_step", lambda v: v is None or _is_int(v))):
-            if not ok(meta.get(key)):
-                raise CheckpointError(f"commit file {prefix}.commit.json: field meta.{key} is missing or of the wrong "
-                                      f"type ({meta.get(key)!r:.50})")
-        scores = {}
-        for name, value in _jsonsafe.decode_floats(meta["scores"]).items():
-            if not isinstance(value, (int, float)) or isinstance(value, bool):
-                raise CheckpointError(f"commit file {prefix}.commit.json: score {name!r} is not a number")
-            scores[name] = float(value)
-        expected = checkpoint_prefix(self.model, meta["epoch"], meta["step_in_epoch"],
-                                     epoch_finished=meta["epoch_finished"])
-        if os.path.basename(expected) != os.path.basename(prefix):
-            raise CheckpointError(f"commit file {prefix}.commit.json describes {os.path.basename(expected)!r}, "
-                                  "not this checkpoint (copied or renamed?)")
-        return CheckpointInfo(prefix=prefix, epoch=meta["epoch"], step=meta["step_in_epoch"],
-                              epoch_finished=meta["epoch_finished"], scores=scores, global_step=meta["global_step"],
-                              size=commit.size, committed=True, verified=verified)
-
-    def _candidates(self) -> dict[str, tuple[int, int, bool, set[str]]]:
-        import tensorflow as tf
-
-        directory, base = os.path.split(self.model)
-        directory = directory or "."
-        if not tf.io.gfile.isdir(directory):
-            return {}
-        found: dict[str, tuple[int, int, bool, set[str]]] = {}
-        for name in tf.io.gfile.listdir(directory):
-            name = name.rstrip("/")
-            if not name.startswith(base + "."):
-                continue
-            m = _NAME_RE.fullmatch(name[len(base) + 1 :])
-            if not m or len(m["epoch"]) > 3 and m["epoch"].startswith("0"):
-                continue
-            epoch, step = int(m["epoch"]), int(m["step"] or 0)
-            prefix = os.path.join(directory, name[: -len(m["kind"])])
-            kinds = found.setdefault(prefix, (epoch, step, m["step"] is None, set()))[3]
-            kinds.add("legacy" if m["pre"] else m["kind"])
-        return found
-
-    def _list(self, *, checksums: bool) -> list[CheckpointInfo]:
-        infos = []
-        for prefix, (epoch, step, finished, kinds) in self._candidates().items():
-            base = CheckpointInfo(prefix=prefix, epoch=epoch, step=step, epoch_finished=finished)
-            if ".commit.json" in kinds:
-                try:
-                    commit = _atomic.verify(prefix, checksums=checksums)
-                    info = self._info(prefix, commit, verified=checksums)
-                except CheckpointError as exc:
-                    info = attrs.evolve(base, committed=True, damaged=str(exc))
-            elif ".pending" in kinds:
-                info = attrs.evolve(base, damaged="not committed: a save was interrupted or is under way (.pending)")
-            else:
-                info = attrs.evolve(base, damaged="not committed: no commit file (not written by transition's store)")
-            infos.append(info)
-        return sorted(infos, key=lambda i: (i.order, i.prefix))
-
     def list(self, *, checksums: bool = False) -> list[CheckpointInfo]:
         """All checkpoints of the model, oldest first. Sizes are always checked; checksums with `checksums=True`."""
         with self._mutex:
-            return self._list(checksums=checksums)
+            return list_checkpoints(self.model, checksums=checksums)
 
     def scan_for_resume(self) -> ResumeScan:
-        """Which checkpoint a resume would use, newest first, verifying checksums until one is good; never raises
-        for damage and logs nothing (`latest_good` does both). Waits for a background save that is under way."""
+        """The resume decision (see `_resume`): newest first, checksums verified until one is good; never raises for
+        damage and logs nothing (`latest_good` does both). Waits for a background save that is under way."""
         with self._mutex:
-            infos = self._list(checksums=False)
-            skipped: list[CheckpointInfo] = []
-            for info in reversed(infos):
-                if not info.committed:
-                    continue
-                if info.good:
-                    try:
-                        commit = _atomic.verify(info.prefix, checksums=True)
-                    except CheckpointError as exc:
-                        info = attrs.evolve(info, damaged=str(exc))
-                    else:
-                        return ResumeScan(infos, self._info(info.prefix, commit, verified=True), tuple(skipped))
-                skipped.append(info)
-            return ResumeScan(infos, None, tuple(skipped))
+            return scan_for_resume(self.model, list_checkpoints(self.model, checksums=False))
 
     def latest_good(self) -> CheckpointInfo | None:
         """The newest committed checkpoint whose checksums verify; damaged newer ones are skipped with a warning.
@@ -451,9 +295,8 @@ class CheckpointStore:
         scan = self.scan_for_resume()
         for info in scan.skipped:
             log.warning("skipping damaged checkpoint %s: %s", info.prefix, info.damaged)
-        error = scan.error(self.model)
-        if error is not None:
-            raise error
+        if scan.error is not None:
+            raise scan.error
         return scan.good
 
     # --- restoring ---
@@ -464,7 +307,7 @@ class CheckpointStore:
         else:
             prefix, checksums = info.prefix, not info.verified
         commit = _atomic.verify(prefix, checksums=checksums)
-        self._info(prefix, commit, verified=checksums)  # checks the metadata
+        info_from_commit(self.model, prefix, commit, verified=checksums)  # checks the metadata
         if STATE_SUFFIX not in commit.files:
             raise CheckpointError(f"checkpoint {prefix} has no {STATE_SUFFIX}; it was not written by transition's "
                                   "store: load its params with transition.read_checkpoint instead")
@@ -473,7 +316,9 @@ class CheckpointStore:
             raise CheckpointError(f"{prefix}{STATE_SUFFIX} is not a JSON object; the file is damaged, use another "
                                   "checkpoint")
         params, optimizer, state_arrays = {}, {}, {}
-        for name, value in read_bundle(prefix).items():
+        with TFBundleReader(prefix) as reader:
+            values = reader.read_all()
+        for name, value in values.items():
             if name.startswith(OPTIMIZER_PREFIX):
                 optimizer[name[len(OPTIMIZER_PREFIX) :]] = value
             elif name.startswith(STATE_PREFIX):

@@ -46,7 +46,8 @@ from transition.training._preempt import PREEMPTED_EXIT_CODE, PreemptionHandler
 from transition.netdict._pretrain import Pretrain, pretrain_from_config
 from transition.store._rng import capture_rng_state, restore_rng_state
 from transition.store._state import TrainingState
-from transition.store._store import CheckpointInfo, CheckpointStore
+from transition.store._info import CheckpointInfo
+from transition.store._store import CheckpointStore
 
 if TYPE_CHECKING:
     import keras
@@ -563,6 +564,6 @@ class TransitionManager:
         save = self._store.save if wait else self._store.save_async
         save(self._epoch, state.step_in_epoch, params, opt_vars, epoch_finished=epoch_finished,
              scores=scores if epoch_finished else None, global_step=self._global_step, state=state, overwrite=True)
-        from transition.store._store import checkpoint_prefix
+        from transition.checkpoint._naming import checkpoint_prefix
 
         return checkpoint_prefix(self.model, self._epoch, state.step_in_epoch, epoch_finished=epoch_finished)

@@ -13,35 +13,41 @@ Names:
 Reading values (`_read_direct`): a tensor's bytes are read straight from its `.data-*` file, at the offset and size
 that the bundle's `.index` gives (an SSTable of `BundleEntryProto`s: `parse_bundle_index`), into a fresh 64-byte
 aligned buffer that TF adopts without a copy (DLPack; `Variable.assign` then shares it: no copy either). Each read
-is checked against the entry's crc32c (`_bundle_index.crc32c`: google-crc32c or TF's own, hardware). Where no
-crc32c is found (another platform or TF build), and for sliced (TF1 partitioned) variables, compressed
-index blocks, big-endian bundles and non-numeric dtypes, TF's own reader (`RestoreV2` / `get_tensor`, which checks
-the crc32c too) is used instead; both give the same values and the same CheckpointErrors for damaged files.
+is checked against the entry's crc32c (`_bundle_index.crc32c`, google-crc32c). Where its C extension is missing,
+for a bundle that is not on the local disk, and for sliced (TF1 partitioned) variables, compressed index blocks,
+big-endian bundles and non-numeric dtypes, TF's own reader (`RestoreV2` / `get_tensor`, which checks the crc32c too)
+is used instead; both give the same values and the same CheckpointErrors for damaged files. An index that declares
+more bytes than the data files hold is refused before anything is allocated.
 """
 
 from __future__ import annotations
 
-import glob
 import math
 import os
-import re
 import sys
 from typing import Any
 
 import numpy as np
 
-from transition.internal._aligned import adopt, aligned_empty
-from transition.checkpoint._bundle_index import BUNDLE_VERSION, UnsupportedIndex, crc32c, parse_bundle_index, unmask_crc
-from transition.checkpoint._bundle_index import _crc32c_function  # the direct reader's gate (bench/load.py replaces it here)
-from transition.errors import CheckpointError
+from transition.checkpoint._bundle_index import (
+    BUNDLE_VERSION,
+    UnsupportedIndex,
+    crc32c,
+    fast_crc32c_available,
+    parse_bundle_index,
+    unmask_crc,
+)
+from transition.checkpoint._naming import INDEX_SUFFIX, data_suffix, parse_data_suffix
 from transition.checkpoint._reader_base import CheckpointReader, Shape, first_line
+from transition.errors import CheckpointError
+from transition.internal import _fs
+from transition.internal._aligned import adopt, aligned_empty
 
 __all__ = ["TFBundleReader", "tf_key_to_name"]
 
 _VALUE_SUFFIX = "/.ATTRIBUTES/VARIABLE_VALUE"
 _SLOT_MARK = "/.OPTIMIZER_SLOT/"
 _OBJECT_GRAPH = "_CHECKPOINTABLE_OBJECT_GRAPH"
-_SHARD_RE = re.compile(r"\.data-(\d{5})-of-(\d{5})$")
 
 
 def tf_key_to_name(key: str) -> str | None:
@@ -63,6 +69,9 @@ def tf_key_to_name(key: str) -> str | None:
 
 
 def _tf():
+    from transition.internal._quiet import quiet_tensorflow
+
+    quiet_tensorflow()
     import tensorflow as tf
 
     return tf
@@ -75,25 +84,49 @@ def _damaged(path: str, what: str, exc: BaseException) -> CheckpointError:
     )
 
 
-def _check_shards(prefix: str) -> None:
-    shards = glob.glob(glob.escape(prefix) + ".data-*-of-*")
-    counts = {m.group(2) for m in (_SHARD_RE.search(s) for s in shards) if m}
+def _data_files(prefix: str) -> dict[str, int]:
+    """{data file path: size} of the bundle at `prefix`; CheckpointError naming the missing ones."""
+    directory, base = os.path.split(prefix)
+    try:
+        names = _fs.listdir(directory or ".")
+    except OSError as exc:
+        raise CheckpointError(f"cannot list the directory of TF checkpoint {prefix}: {exc}") from exc
+    shards = set()
+    for name in names:
+        parsed = parse_data_suffix(name)
+        if parsed is not None and name == base + data_suffix(*parsed):
+            shards.add(parsed)
+    counts = {count for _, count in shards}
     if not counts:
         raise CheckpointError(
             f"TF checkpoint {prefix} has an index but no data file ({prefix}.data-00000-of-NNNNN); the checkpoint is "
             f"incomplete: copy its data files next to {prefix}.index or use another checkpoint"
         )
-    for count in counts:
-        missing = [
-            f"{prefix}.data-{i:05d}-of-{count}"
-            for i in range(int(count))
-            if not os.path.exists(f"{prefix}.data-{i:05d}-of-{count}")
-        ]
-        if missing and len(counts) == 1:
+    if len(counts) == 1:
+        count = counts.pop()
+        missing = [prefix + data_suffix(i, count) for i in range(count) if (i, count) not in shards]
+        if missing:
             raise CheckpointError(
                 f"TF checkpoint {prefix} is incomplete: missing data file(s) {missing}; copy them next to "
                 f"{prefix}.index or use another checkpoint"
             )
+    return {prefix + data_suffix(i, n): _fs.size(prefix + data_suffix(i, n)) for i, n in sorted(shards)}
+
+
+def _check_declared_sizes(prefix: str, entries: dict[str, tuple[Shape, np.dtype]], data_bytes: int) -> None:
+    """Refuse an index that declares more bytes for `entries` than the data files hold (before anything is
+    allocated)."""
+    declared = 0
+    for name, (shape, dtype) in entries.items():
+        if any(d < 0 for d in shape):
+            raise CheckpointError(f"TF checkpoint {prefix}: tensor {name!r} has a bad shape {list(shape)}; the index "
+                                  "is damaged, use another checkpoint")
+        declared += math.prod(shape) * dtype.itemsize
+    if declared > data_bytes:
+        raise CheckpointError(
+            f"TF checkpoint {prefix} is damaged: its index declares {declared} bytes of tensors, its data files hold "
+            f"{data_bytes} (truncated?); restore it from a backup or use another checkpoint"
+        )
 
 
 class TFBundleReader(CheckpointReader):
@@ -113,7 +146,7 @@ class TFBundleReader(CheckpointReader):
             dtypes = reader.get_variable_to_dtype_map()
         except Exception as exc:  # TF raises OpError / ValueError / RuntimeError for damaged files
             raise _damaged(prefix, "the index", exc) from exc
-        _check_shards(prefix)
+        data_files = _data_files(prefix)
         self._reader = reader
         self._keys: dict[str, str] = {}
         entries: dict[str, tuple[Shape, np.dtype]] = {}
@@ -129,10 +162,22 @@ class TFBundleReader(CheckpointReader):
             self._keys[name] = key
             entries[name] = (tuple(int(d) for d in shapes[key]), np.dtype(dtypes[key].as_numpy_dtype))
         super().__init__(prefix, entries)
-        self._direct = direct
+        self._data_sizes = data_files
+        self._direct = direct and _fs.is_local(prefix) and fast_crc32c_available()
         self._index: dict[str, Any] | None = None  # stored key -> BundleEntryProto, read on first use
         self._num_shards = 1
         self._fds: dict[int, int] = {}
+
+    def read_all(self, names: Any = None) -> dict[str, np.ndarray]:
+        """Read the given names (default: all); first refuses an index that declares more bytes than the data files
+        hold."""
+        keys = [self._lookup(n) for n in (self.names() if names is None else names)]
+        _check_declared_sizes(self.path, {k: self._entries[k] for k in keys}, sum(self._data_sizes.values()))
+        return super().read_all(keys)
+
+    def _check_fits(self, name: str) -> None:
+        """Before TF's reader allocates it: `name` must fit into the data files (else they are truncated)."""
+        _check_declared_sizes(self.path, {name: self._entries[name]}, sum(self._data_sizes.values()))
 
     def stored_key(self, name: str) -> str:
         """The key under which `name` is stored in the bundle (differs for object-based checkpoints)."""
@@ -142,9 +187,9 @@ class TFBundleReader(CheckpointReader):
         """The key's BundleEntryProto where the direct reader can read it, else None."""
         if self._index is None:
             self._index = {}
-            if self._direct and _crc32c_function() is not None:
+            if self._direct:
                 try:
-                    header, entries = parse_bundle_index(self.path + ".index")
+                    header, entries = parse_bundle_index(self.path + INDEX_SUFFIX)
                 except (UnsupportedIndex, ValueError, OSError):  # TF's reader handles (or reports) it
                     return None
                 native = header.endianness == (0 if sys.byteorder == "little" else 1)
@@ -154,7 +199,8 @@ class TFBundleReader(CheckpointReader):
 
     def _data_fd(self, shard: int) -> int:
         if shard not in self._fds:
-            self._fds[shard] = os.open(f"{self.path}.data-{shard:05d}-of-{self._num_shards:05d}", os.O_RDONLY)
+            path = _fs.local_path(self.path + data_suffix(shard, self._num_shards))
+            self._fds[shard] = os.open(path, os.O_RDONLY)
         return self._fds[shard]
 
     def _read_direct(self, name: str) -> np.ndarray | None:
@@ -168,6 +214,12 @@ class TFBundleReader(CheckpointReader):
         nbytes = math.prod(shape) * dtype.itemsize
         if entry.size != nbytes:
             return None
+        shard_size = self._data_sizes.get(self.path + data_suffix(entry.shard_id, self._num_shards), 0)
+        if entry.offset + nbytes > shard_size:
+            raise ValueError(
+                f"data file shard {entry.shard_id} ends at byte {shard_size}, inside {key!r} (bytes "
+                f"{entry.offset}..{entry.offset + nbytes}): it is truncated"
+            )
         fd = self._data_fd(entry.shard_id)
         array = aligned_empty(nbytes)
         view = memoryview(array)
@@ -188,12 +240,14 @@ class TFBundleReader(CheckpointReader):
         array = self._read_direct(name)
         if array is not None:
             return array
+        self._check_fits(name)
         return np.asarray(self._reader.get_tensor(self._keys[name]))
 
     def _read_for_assign(self, name: str) -> Any:
         array = self._read_direct(name)
         if array is not None:
             return adopt(array)  # TF adopts the buffer: no copy here, none in the assign
+        self._check_fits(name)
         tf = _tf()
         dtype = tf.as_dtype(self._entries[name][1])
         (tensor,) = tf.raw_ops.RestoreV2(  # one op, straight into a tensor: no numpy copy before the assign
