@@ -12,7 +12,7 @@ figures are the best of `--repeat` rounds and the ratio is floor time / load tim
 Also printed for information: the same bytes read with os.preadv into fresh 64-byte aligned buffers (what the direct
 reader does before checking the crc32c).
 
-Target (issue 3): load_checkpoint at least half of np.fromfile's speed (ratio >= 0.5).
+Target: load_checkpoint at least half of np.fromfile's speed (ratio >= 0.5).
 """
 
 from __future__ import annotations
@@ -47,7 +47,8 @@ def main() -> None:
     args = ap.parse_args()
 
     from transition.checkpoint._bundle_reader import TFBundleReader
-    from transition.checkpoint._loading import execute_plan, load_checkpoint, network_param_specs, plan_load
+    from transition.checkpoint._loading import execute_plan, load_checkpoint
+    from transition.checkpoint._load_plan import network_param_specs, plan_load
     from transition.checkpoint._tools import write_checkpoint
     from transition.network._network import Network
 

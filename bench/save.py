@@ -3,7 +3,7 @@
     python bench/save.py                 # 1 GB of params (16 float32 tensors)
     python bench/save.py --size-mb 256   # smaller
 
-Targets (issue 4): save >= as fast as tf.train.Checkpoint.write and >= 0.7x raw write+fsync; the time a training
+Targets: save >= as fast as tf.train.Checkpoint.write and >= 0.7x raw write+fsync; the time a training
 step is blocked by save_async <= 2x a memcpy of the params. The store fsyncs every file (durable commit);
 tf.train.Checkpoint.write never fsyncs. So the comparison is made both ways, like for like: both with fsync
 (TF's files fsynced after its write) and both without (the store's fsyncs switched off for that one run). The
@@ -23,7 +23,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from transition.cli._main import quiet_tensorflow  # noqa: E402
+from transition.internal._quiet import quiet_tensorflow  # noqa: E402
 
 quiet_tensorflow()
 

@@ -118,22 +118,22 @@ def test_main_job_config_is_valid():
     import os
 
     pytest.importorskip("sklearn")
-    from transition.training._manager_config import manager_kwargs_from_config
+    from transition.training._config import manager_options
 
     path = os.path.join(os.path.dirname(__file__), os.pardir, "examples", "digits.config")
     cfg = load_config(path)
-    kwargs = manager_kwargs_from_config(cfg)
-    assert kwargs["model"] == "runs/digits/network" and kwargs["num_epochs"] == 24
-    assert callable(cfg["network"]["output"]["custom_param_importer"]) and callable(kwargs["init_new_network_callback"])
-    assert kwargs["pretrain"].get_train_num_epochs() == 6 and kwargs["save_every_n_steps"] == 20
-    ctl = kwargs["learning_rate_control"]
+    opts = manager_options(cfg)
+    assert opts.model == "runs/digits/network" and opts.num_epochs == 24
+    assert callable(cfg["network"]["output"]["custom_param_importer"]) and callable(opts.init_new_network_callback)
+    assert opts.pretrain.get_train_num_epochs() == 6 and opts.save_every_n_steps == 20
+    ctl = opts.learning_rate_control
     assert (ctl.kind, ctl.pretrain_learning_rate, ctl.learning_rate) == ("newbob_relative", 0.005, 0.003)
-    assert (kwargs["keep"].keep_best, kwargs["keep"].score) == (1, "dev_error")
+    assert (opts.keep.keep_best, opts.keep.score) == (1, "dev_error")
     assert len(cfg["train"]["data"]) + len(cfg["dev"]["data"]) == 1797
 
 
 def test_manager_config_errors_name_the_option():
-    from transition.training._manager_config import manager_kwargs_from_config
+    from transition.training._config import manager_options as manager_kwargs_from_config
 
     base = {"model": "m", "extern_data": {"data": {"dim": 2}}, "num_epochs": 1}
     with pytest.raises(ConfigError, match="'network'.*'get_network'"):

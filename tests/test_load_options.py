@@ -7,7 +7,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from transition.errors import ConfigError, MissingParamsError
-from transition.checkpoint._load_options import decide_loading, epoch_from_filename, parse_preload_from_files
+from transition.checkpoint._load_options import decide_loading, parse_preload_from_files
+from transition.checkpoint._naming import epoch_from_filename
 
 EXISTING = {1: "/m/net.001", 3: "/m/net.003"}
 

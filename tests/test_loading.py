@@ -8,7 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from transition.errors import ConfigError, MissingParamsError, ShapeMismatchError
-from transition.checkpoint._loading import DictSource, LoadReport, plan_load
+from transition.checkpoint._load_plan import DictSource, plan_load
+from transition.checkpoint._load_report import LoadReport
 
 F32 = np.dtype("float32")
 
@@ -193,7 +194,7 @@ def test_plan_partitions_the_names(net_names, extra):
 
 tf = pytest.importorskip("tensorflow")
 
-from transition.checkpoint._loading import chain_restore, load_checkpoint, restore_from_dict  # noqa: E402
+from transition.checkpoint._loading import chain_restore, load_checkpoint, restore_from_dict
 from transition.network._network import Network
 
 EXTERN = {"data": {"dim": 4}, "classes": {"dim": 2, "sparse": True}}

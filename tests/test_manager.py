@@ -36,7 +36,8 @@ def _manager(model, **kwargs):
 
 
 def _train_epoch(mgr, data, batch_size=8):
-    from transition.training._loop import make_train_step, numpy_batches
+    from transition.training._data import numpy_batches
+    from transition.training._loop import make_train_step
 
     step = make_train_step(mgr.network, mgr.optimizer)
     losses = [float(step(b)) for b in mgr.batches(numpy_batches(data, batch_size, seed=mgr.shuffle_seed()))]
@@ -93,7 +94,7 @@ def test_manager_contract_errors(tmp_path):
 
 
 def test_optimizer_slots_carried_through_transition(tmp_path):
-    from transition.network._slots import optimizer_slot_lists
+    from transition.internal._keras_private import optimizer_slot_lists
 
     data = _data()
     mgr = _manager(tmp_path / "m", pretrain={"repetitions": 1})
@@ -335,7 +336,7 @@ def test_cli_train_resume_and_errors(tmp_path, capsys):
 
 
 def test_plan_lines(tmp_path):
-    from transition.cli._train import plan_lines
+    from transition.training._plan import plan_lines
 
     cfg = tmp_path / "c.config"
     cfg.write_text(CLI_CONFIG)

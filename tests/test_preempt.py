@@ -29,16 +29,13 @@ def test_signal_sets_the_flag_and_previous_handler_is_restored(sig):
         signal.signal(sig, previous)
 
 
-def test_exit_raises_the_requeue_exit_code():
-    assert PREEMPTED_EXIT_CODE == 75
-    with pytest.raises(SystemExit) as exc:
-        PreemptionHandler().exit()
-    assert exc.value.code == PREEMPTED_EXIT_CODE
+def test_the_requeue_exit_code_is_ex_tempfail():
+    assert PREEMPTED_EXIT_CODE == 75 == getattr(os, "EX_TEMPFAIL", 75)
 
 
 _LOOP = textwrap.dedent("""
     import sys, numpy as np
-    from transition.training._preempt import PreemptionHandler
+    from transition.training._preempt import PREEMPTED_EXIT_CODE, PreemptionHandler
     from transition.store._store import CheckpointStore
     store = CheckpointStore(sys.argv[1])
     w = np.zeros(3, np.float32)
@@ -50,7 +47,7 @@ _LOOP = textwrap.dedent("""
             if preempt.requested:
                 store.save(1, step, {"l/W": w}, epoch_finished=False)
                 store.close()
-                preempt.exit()
+                raise SystemExit(PREEMPTED_EXIT_CODE)
 """)
 
 

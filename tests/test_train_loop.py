@@ -14,7 +14,7 @@ EXTERN = {"data": {"shape": (2,)}, "classes": {"dim": 2, "sparse": True, "shape"
 
 @given(st.integers(0, 2**40), st.integers(1, 10**6))
 def test_epoch_seed_is_stable_and_per_epoch(seed, epoch):
-    from transition.training._loop import epoch_seed
+    from transition.training._data import epoch_seed
 
     s = epoch_seed(seed, epoch)
     assert s == epoch_seed(seed, epoch) and 0 <= s < 2**63
@@ -23,7 +23,7 @@ def test_epoch_seed_is_stable_and_per_epoch(seed, epoch):
 
 @given(st.integers(1, 40), st.integers(1, 9), st.integers(0, 2**31))
 def test_numpy_batches_cover_all_rows_and_resume_at_start(n, batch_size, seed):
-    from transition.training._loop import num_numpy_batches, numpy_batches
+    from transition.training._data import num_numpy_batches, numpy_batches
 
     arrays = {"data": np.arange(n * 2).reshape(n, 2), "classes": np.arange(n)}
     batches = list(numpy_batches(arrays, batch_size, seed=seed))
@@ -36,7 +36,7 @@ def test_numpy_batches_cover_all_rows_and_resume_at_start(n, batch_size, seed):
 
 
 def test_check_numpy_data_errors_name_the_key():
-    from transition.training._loop import check_numpy_data
+    from transition.training._data import check_numpy_data
 
     with pytest.raises(ConfigError, match="'clases'.*'classes'"):
         check_numpy_data("train", {"data": np.zeros((2, 2)), "clases": np.zeros(2)}, EXTERN)
@@ -47,7 +47,7 @@ def test_check_numpy_data_errors_name_the_key():
 
 
 def test_data_for_epoch_passes_what_the_function_accepts():
-    from transition.training._loop import data_for_epoch
+    from transition.training._data import data_for_epoch
 
     assert data_for_epoch("train", lambda epoch: epoch, epoch=3, seed=9) == 3
     assert data_for_epoch("train", lambda **kw: sorted(kw.items()), epoch=3, seed=9) == [("epoch", 3), ("seed", 9)]
@@ -101,7 +101,8 @@ def test_callable_train_data_gets_epoch_and_seed(tmp_path):
     """train / dev as functions returning a tf.data.Dataset: called per epoch with the epoch's shuffle seed."""
     import tensorflow as tf
 
-    from transition.training._loop import epoch_seed, train_from_config
+    from transition.training._data import epoch_seed
+    from transition.training._loop import train_from_config
 
     calls = []
 

@@ -47,7 +47,7 @@ _PUBLIC: dict[str, str] = {
     "read_checkpoint": "checkpoint._reader",
     "find_epoch_model": "checkpoint._epochs",
     "list_epoch_models": "checkpoint._epochs",
-    "LoadReport": "checkpoint._loading",
+    "LoadReport": "checkpoint._load_report",
     "chain_restore": "checkpoint._loading",
     "load_checkpoint": "checkpoint._loading",
     "restore_from_dict": "checkpoint._loading",

@@ -13,7 +13,8 @@ from typing import Any
 import attrs
 
 from transition.errors import ConfigError, MissingParamsError, ShapeMismatchError, did_you_mean
-from transition.checkpoint._loading import LoadReport, _np_dtype
+from transition.checkpoint._load_report import LoadReport
+from transition.checkpoint._load_plan import np_dtype
 from transition.checkpoint._reader import open_checkpoint
 
 __all__ = ["init_from_checkpoint", "resolve_assignment_map", "Assignment"]
@@ -47,6 +48,109 @@ def _shape(x: Any) -> tuple[int, ...]:
     return tuple(int(d) for d in x.shape)
 
 
+class _Resolver:
+    """Resolves an assignment map's entries against the network's variables and the checkpoint's names."""
+
+    def __init__(self, store: Mapping[str, Any], ckpt: Mapping[str, tuple[tuple[int, ...], Any]], path: str):
+        self.store, self.ckpt, self.path = store, ckpt, path
+        self.by_id = {id(v): n for n, v in store.items()}
+        self.by_id.update({id(getattr(v, "value", None)): n for n, v in store.items() if hasattr(v, "value")})
+        self.extra: dict[str, Any] = {}
+        self.out: list[Assignment] = []
+
+    def name_of(self, var: Any) -> str:
+        """The name of a variable given as an object (a network param's name, else its own, made unique)."""
+        if id(var) in self.by_id:
+            return self.by_id[id(var)]
+        name = getattr(var, "path", None) or getattr(var, "name", None) or "<variable>"
+        if (name in self.store or name in self.extra) and self.extra.get(name) is not var:
+            name = f"{name}#{id(var)}"  # a variable outside the network whose name is taken
+        self.extra[name] = var
+        self.by_id[id(var)] = name
+        return name
+
+    def var_of(self, name: str) -> Any:
+        return self.store[name] if name in self.store else self.extra[name]
+
+    def check_key(self, key: str) -> None:
+        if key not in self.ckpt:
+            raise ConfigError(f"assignment map key {key!r}: tensor not found in checkpoint {self.path}"
+                              f"{did_you_mean(key, self.ckpt)}")
+
+    def add(self, key: str, var_names: list[str]) -> None:
+        """Assign tensor `key` to one variable, or split along axis 0 into several (partitioned) ones."""
+        c_shape, c_dtype = self.ckpt[key]
+        c_dtype = np_dtype(c_dtype)
+        for n in var_names:
+            v_dtype = np_dtype(self.var_of(n).dtype)
+            if v_dtype != c_dtype:
+                raise ShapeMismatchError(f"variable {n!r} has dtype {v_dtype.name} but tensor {key!r} in {self.path} "
+                                         f"has dtype {c_dtype.name}")
+        if len(var_names) == 1:
+            shape = _shape(self.var_of(var_names[0]))
+            if shape != tuple(c_shape):
+                raise ShapeMismatchError(f"shape of variable {var_names[0]!r} {shape} doesn't match the shape of "
+                                         f"tensor {key!r} {tuple(c_shape)} in checkpoint {self.path}")
+            self.out.append(Assignment(var_names[0], key))
+            return
+        shapes = [_shape(self.var_of(n)) for n in var_names]
+        if not c_shape or any(len(s) != len(c_shape) or s[1:] != tuple(c_shape[1:]) for s in shapes) or sum(
+                s[0] for s in shapes) != c_shape[0]:
+            raise ShapeMismatchError(f"partitioned variables {var_names} with shapes {shapes} do not split tensor "
+                                     f"{key!r} {tuple(c_shape)} of {self.path} along axis 0 (their first dims must "
+                                     f"sum to {c_shape[0] if c_shape else 'a first axis'}, the other dims must match)")
+        start = 0
+        for n, s in zip(var_names, shapes):
+            self.out.append(Assignment(n, key, start, start + s[0]))
+            start += s[0]
+
+    def entry(self, key: str, target: Any) -> None:
+        """One entry of the map: a variable, a list of variables, a network name or a scope."""
+        if _is_variable(target):
+            self.check_key(key)
+            self.add(key, [self.name_of(target)])
+            return
+        if isinstance(target, (list, tuple)) and target and all(_is_variable(v) for v in target):
+            self.check_key(key)
+            self.add(key, [self.name_of(v) for v in target])
+            return
+        if not isinstance(target, str) or not target:
+            raise ConfigError(f"assignment map value for {key!r} must be a variable, a list of variables or a "
+                              f"network name 'layer/param' or scope 'layer/', got {target!r}")
+        names = [target] if target in self.store else _collect_partitioned(target, self.store)
+        if names is not None:
+            self.check_key(key)
+            self.add(key, names)
+            return
+        self.scope(key, target)
+
+    def scope(self, key: str, target: str) -> None:
+        """A scope mapping 'ckpt_scope/': 'layer/' (every param under the scope, by its relative name)."""
+        if not key.endswith("/"):
+            raise ConfigError(f"assignment map {key!r}: {target!r} is not a param of the network"
+                              f"{did_you_mean(target, self.store)}; a scope mapping needs the trailing '/' on the "
+                              f"key: should be 'scope/': 'other_scope/'")
+        scope = target[:-1] if target.endswith("/") else target
+        in_scope = sorted({n[:n.index("/part_")] if "/part_" in n else n
+                           for n in self.store if not scope or n.startswith(scope + "/")})
+        if not in_scope:
+            layers = sorted({n.split("/", 1)[0] + "/" for n in self.store})
+            raise ConfigError(f"assignment map {key!r}: scope {target!r} matches no param of the network"
+                              f"{did_you_mean(target, layers)}")
+        missing, resolved = [], []
+        for var_name in in_scope:
+            rel = var_name[len(scope) + 1:] if scope else var_name
+            full = (rel if key == "/" else key + rel).rstrip("/")
+            if full not in self.ckpt:
+                missing.append(f"{full!r} (for {var_name!r}){did_you_mean(full, self.ckpt)}")
+            resolved.append((full, var_name))
+        if missing:
+            raise MissingParamsError(f"assignment map {key!r}: {target!r}: tensors not found in checkpoint "
+                                     f"{self.path}: " + "; ".join(missing))
+        for full, var_name in resolved:
+            self.add(full, [var_name] if var_name in self.store else _collect_partitioned(var_name, self.store))
+
+
 def resolve_assignment_map(
     assignment_map: Mapping[str, Any] | Iterable[tuple[str, Any]],
     store: Mapping[str, Any],
@@ -61,99 +165,10 @@ def resolve_assignment_map(
     {var_name: variable} for variables given as objects that are not in `store`.
     """
     items = list(assignment_map.items() if isinstance(assignment_map, Mapping) else assignment_map)
-    by_id = {id(v): n for n, v in store.items()}
-    by_id.update({id(getattr(v, "value", None)): n for n, v in store.items() if hasattr(v, "value")})
-    extra: dict[str, Any] = {}
-    out: list[Assignment] = []
-
-    def name_of(var: Any) -> str:
-        if id(var) in by_id:
-            return by_id[id(var)]
-        name = getattr(var, "path", None) or getattr(var, "name", None) or "<variable>"
-        if (name in store or name in extra) and extra.get(name) is not var:
-            name = f"{name}#{id(var)}"  # a variable outside the network whose name is taken
-        extra[name] = var
-        by_id[id(var)] = name
-        return name
-
-    def var_of(name: str) -> Any:
-        return store[name] if name in store else extra[name]
-
-    def check_key(key: str) -> None:
-        if key not in ckpt:
-            raise ConfigError(f"assignment map key {key!r}: tensor not found in checkpoint {path}"
-                              f"{did_you_mean(key, ckpt)}")
-
-    def add(key: str, var_names: list[str]) -> None:
-        c_shape, c_dtype = ckpt[key]
-        c_dtype = _np_dtype(c_dtype)
-        for n in var_names:
-            v_dtype = _np_dtype(var_of(n).dtype)
-            if v_dtype != c_dtype:
-                raise ShapeMismatchError(f"variable {n!r} has dtype {v_dtype.name} but tensor {key!r} in {path} "
-                                         f"has dtype {c_dtype.name}")
-        if len(var_names) == 1:
-            shape = _shape(var_of(var_names[0]))
-            if shape != tuple(c_shape):
-                raise ShapeMismatchError(f"shape of variable {var_names[0]!r} {shape} doesn't match the shape of "
-                                         f"tensor {key!r} {tuple(c_shape)} in checkpoint {path}")
-            out.append(Assignment(var_names[0], key))
-            return
-        shapes = [_shape(var_of(n)) for n in var_names]
-        if not c_shape or any(len(s) != len(c_shape) or s[1:] != tuple(c_shape[1:]) for s in shapes) or sum(
-                s[0] for s in shapes) != c_shape[0]:
-            raise ShapeMismatchError(f"partitioned variables {var_names} with shapes {shapes} do not split tensor "
-                                     f"{key!r} {tuple(c_shape)} of {path} along axis 0 (their first dims must sum "
-                                     f"to {c_shape[0] if c_shape else 'a first axis'}, the other dims must match)")
-        start = 0
-        for n, s in zip(var_names, shapes):
-            out.append(Assignment(n, key, start, start + s[0]))
-            start += s[0]
-
+    resolver = _Resolver(store, ckpt, path)
     for key, target in sorted(items, key=lambda kv: kv[0]):
-        if _is_variable(target):
-            check_key(key)
-            add(key, [name_of(target)])
-            continue
-        if isinstance(target, (list, tuple)) and target and all(_is_variable(v) for v in target):
-            check_key(key)
-            add(key, [name_of(v) for v in target])
-            continue
-        if not isinstance(target, str) or not target:
-            raise ConfigError(f"assignment map value for {key!r} must be a variable, a list of variables or a "
-                              f"network name 'layer/param' or scope 'layer/', got {target!r}")
-        names = [target] if target in store else _collect_partitioned(target, store)
-        if names is not None:
-            check_key(key)
-            add(key, names)
-            continue
-        # scope mapping
-        if not key.endswith("/"):
-            raise ConfigError(f"assignment map {key!r}: {target!r} is not a param of the network"
-                              f"{did_you_mean(target, store)}; a scope mapping needs the trailing '/' on the key: "
-                              f"should be 'scope/': 'other_scope/'")
-        scope = target[:-1] if target.endswith("/") else target
-        in_scope = sorted({n[:n.index("/part_")] if "/part_" in n else n
-                           for n in store if not scope or n.startswith(scope + "/")})
-        if not in_scope:
-            layers = sorted({n.split("/", 1)[0] + "/" for n in store})
-            raise ConfigError(f"assignment map {key!r}: scope {target!r} matches no param of the network"
-                              f"{did_you_mean(target, layers)}")
-        missing = []
-        resolved = []
-        for var_name in in_scope:
-            rel = var_name[len(scope) + 1:] if scope else var_name
-            full = rel if key == "/" else key + rel
-            full = full.rstrip("/")
-            if full not in ckpt:
-                missing.append(f"{full!r} (for {var_name!r}){did_you_mean(full, ckpt)}")
-            resolved.append((full, var_name))
-        if missing:
-            raise MissingParamsError(f"assignment map {key!r}: {target!r}: tensors not found in checkpoint {path}: "
-                                     + "; ".join(missing))
-        for full, var_name in resolved:
-            add(full, [var_name] if var_name in store else _collect_partitioned(var_name, store))
-    return out, extra
+        resolver.entry(key, target)
+    return resolver.out, resolver.extra
 
 
 def init_from_checkpoint(ckpt: str | os.PathLike, assignment_map: Any, network: Any) -> LoadReport:

@@ -16,7 +16,8 @@ import attrs
 from transition.checkpoint._epochs import list_epoch_models
 from transition.checkpoint._naming import epoch_from_filename
 from transition.errors import ConfigError, did_you_mean
-from transition.checkpoint._loading import LoadReport, load_checkpoint
+from transition.checkpoint._load_report import LoadReport
+from transition.checkpoint._loading import load_checkpoint
 from transition.checkpoint._reader import open_checkpoint
 
 __all__ = [
@@ -25,7 +26,6 @@ __all__ = [
     "LoadPlan",
     "LoadDecision",
     "parse_preload_from_files",
-    "epoch_from_filename",
     "decide_loading",
     "decide_and_load",
 ]
@@ -181,6 +181,106 @@ def parse_preload_from_files(value: Any) -> tuple[PreloadEntry, ...]:
     return tuple(entries)
 
 
+@attrs.frozen
+class _Options:
+    """The loading options of a config, checked."""
+
+    model: str
+    load: str
+    imp: str  # import_model_train_epoch1
+    load_epoch: int | None
+    allow_random: bool
+    ignore_missing: bool
+    preloads: tuple[PreloadEntry, ...]
+
+    @classmethod
+    def parse(cls, options: Mapping[str, Any]) -> _Options:
+        model = os.fspath(_opt(options, "model", (str, os.PathLike), ""))
+        load = os.fspath(_opt(options, "load", (str, os.PathLike), ""))
+        load_epoch = _opt(options, "load_epoch", (int,))
+        if load_epoch is not None and load_epoch < 1:
+            raise ConfigError(f"option 'load_epoch' must be an epoch >= 1, got {load_epoch!r}")
+        if load_epoch is not None and not model and not load:
+            raise ConfigError("option 'load_epoch' selects an epoch of 'model', but neither 'model' nor 'load' is set")
+        return cls(model=model, load=load,
+                   imp=os.fspath(_opt(options, "import_model_train_epoch1", (str, os.PathLike), "")),
+                   load_epoch=load_epoch, allow_random=_opt(options, "allow_random_model_init", (bool,), False),
+                   ignore_missing=_opt(options, "load_ignore_missing_vars", (bool,), False),
+                   preloads=parse_preload_from_files(options.get("preload_from_files")))
+
+    @property
+    def load_file_epoch(self) -> int | None:
+        """The epoch of `load`: `load_epoch`, else from its file name."""
+        if self.load_epoch is not None:
+            return self.load_epoch
+        return epoch_from_filename(self.load) if self.load else None
+
+    def pick_existing(self, existing: Mapping[int, str]) -> tuple[int, str]:
+        """(epoch, file) of the existing model to use: `load_epoch` (without `load`), else the newest."""
+        present = sorted(existing)
+        if self.load_epoch is not None and not self.load:
+            if self.load_epoch not in existing:
+                raise ConfigError(f"load_epoch={self.load_epoch}: no model file for that epoch under "
+                                  f"model={self.model!r}; epochs present: {present or 'none'}")
+            return self.load_epoch, existing[self.load_epoch]
+        return present[-1], existing[present[-1]]
+
+
+@attrs.frozen
+class _Start:
+    """Where a run starts and from which model file."""
+
+    new_training: bool
+    start: int | None
+    role: str | None = None
+    file: str | None = None
+    epoch: int | None = None
+
+
+def _training_start(o: _Options, existing: Mapping[int, str], notes: list[str]) -> _Start:
+    """RETURNN's rules in training: existing models under `model` win (continue at their epoch + 1);
+    `import_model_train_epoch1` starts a new training; `load` continues at its epoch + 1."""
+    if existing:
+        epoch, file = o.pick_existing(existing)
+        for key, val in (("load", o.load), ("import_model_train_epoch1", o.imp)):
+            if val:
+                notes.append(f"{key}={val!r} ignored: the existing model under model={o.model!r} wins")
+        return _Start(False, epoch + 1, ROLE_EXISTING, file, epoch)
+    if o.imp:
+        if o.load:
+            notes.append(f"load={o.load!r} ignored: import_model_train_epoch1 wins in training")
+        return _Start(True, 1, ROLE_IMPORT, o.imp)
+    if o.load:
+        epoch = o.load_file_epoch
+        if epoch is None:
+            notes.append(f"epoch of load={o.load!r} unknown (no .NNN suffix, no load_epoch): new training from it")
+            return _Start(True, 1, ROLE_LOAD, o.load)
+        return _Start(False, epoch + 1, ROLE_LOAD, o.load, epoch)
+    if o.load_epoch is not None:
+        raise ConfigError(f"load_epoch={o.load_epoch}: no model files under model={o.model!r}; epochs present: none")
+    return _Start(True, 1)
+
+
+def _other_task_start(o: _Options, task: str, existing: Mapping[int, str], notes: list[str]) -> _Start:
+    """Other tasks need a model: `load`, else the existing one, unless `allow_random_model_init`."""
+    if o.imp:
+        notes.append(f"import_model_train_epoch1={o.imp!r} ignored: task {task!r} is not 'train'")
+    if o.load:
+        epoch = o.load_file_epoch
+        return _Start(False, epoch, ROLE_LOAD, o.load, epoch)
+    if existing or o.load_epoch is not None:
+        if not existing:
+            raise ConfigError(f"load_epoch={o.load_epoch}: no model files under model={o.model!r}")
+        epoch, file = o.pick_existing(existing)
+        return _Start(False, epoch, ROLE_EXISTING, file, epoch)
+    if o.allow_random:
+        notes.append("no model loaded: allow_random_model_init")
+        return _Start(False, 1)
+    where = f"no epoch files under model={o.model!r}" if o.model else "neither 'load' nor 'model' is set"
+    raise ConfigError(f"task {task!r} needs a model to load but {where}; set 'load', or 'model' with "
+                      f"saved epochs, or allow_random_model_init=True to start from a random init")
+
+
 def decide_loading(options: Mapping[str, Any], task: str, existing_epochs: Mapping[int, str]) -> LoadPlan:
     """Decide what to load (pure). `existing_epochs` are the epoch files present under option `model`
     {epoch: path}. Rules as in RETURNN: in training, existing models under `model` win over `load` and
@@ -188,85 +288,25 @@ def decide_loading(options: Mapping[str, Any], task: str, existing_epochs: Mappi
     training at epoch 1; `load` continues at its epoch + 1; other tasks need a model unless
     `allow_random_model_init`. preload_from_files entries apply in sorted name order, init_for_train ones only at
     the start of a new training, the others only outside training."""
-    model = _opt(options, "model", (str, os.PathLike), "")
-    load = os.fspath(_opt(options, "load", (str, os.PathLike), ""))
-    imp = os.fspath(_opt(options, "import_model_train_epoch1", (str, os.PathLike), ""))
-    load_epoch = _opt(options, "load_epoch", (int,))
-    if load_epoch is not None and load_epoch < 1:
-        raise ConfigError(f"option 'load_epoch' must be an epoch >= 1, got {load_epoch!r}")
-    allow_random = _opt(options, "allow_random_model_init", (bool,), False)
-    ignore_missing = _opt(options, "load_ignore_missing_vars", (bool,), False)
-    preloads = parse_preload_from_files(options.get("preload_from_files"))
-    if load_epoch is not None and not model and not load:
-        raise ConfigError("option 'load_epoch' selects an epoch of 'model', but neither 'model' nor 'load' is set")
+    o = _Options.parse(options)
     is_training = task == "train"
-    load_file_epoch = load_epoch if load_epoch is not None else (epoch_from_filename(load) if load else None)
-    present = sorted(existing_epochs)
     notes: list[str] = []
-
-    def pick_existing() -> tuple[int, str]:
-        if load_epoch is not None and not load:
-            if load_epoch not in existing_epochs:
-                raise ConfigError(f"load_epoch={load_epoch}: no model file for that epoch under model={model!r}; "
-                                  f"epochs present: {present or 'none'}")
-            return load_epoch, existing_epochs[load_epoch]
-        return present[-1], existing_epochs[present[-1]]
-
-    role: str | None = None
-    file: str | None = None
-    epoch: int | None = None
     if is_training:
-        if existing_epochs:
-            epoch, file = pick_existing()
-            role, new_training, start = ROLE_EXISTING, False, epoch + 1
-            for key, val in (("load", load), ("import_model_train_epoch1", imp)):
-                if val:
-                    notes.append(f"{key}={val!r} ignored: the existing model under model={model!r} wins")
-        elif imp:
-            role, file, new_training, start = ROLE_IMPORT, imp, True, 1
-            if load:
-                notes.append(f"load={load!r} ignored: import_model_train_epoch1 wins in training")
-        elif load:
-            role, file, epoch = ROLE_LOAD, load, load_file_epoch
-            if epoch is None:
-                new_training, start = True, 1
-                notes.append(f"epoch of load={load!r} unknown (no .NNN suffix, no load_epoch): new training from it")
-            else:
-                new_training, start = False, epoch + 1
-        elif load_epoch is not None:
-            raise ConfigError(f"load_epoch={load_epoch}: no model files under model={model!r}; epochs present: none")
-        else:
-            new_training, start = True, 1
+        start = _training_start(o, existing_epochs, notes)
     else:
-        new_training = False
-        if imp:
-            notes.append(f"import_model_train_epoch1={imp!r} ignored: task {task!r} is not 'train'")
-        if load:
-            role, file, epoch = ROLE_LOAD, load, load_file_epoch
-        elif existing_epochs or load_epoch is not None:
-            if not existing_epochs:
-                raise ConfigError(f"load_epoch={load_epoch}: no model files under model={model!r}")
-            role = ROLE_EXISTING
-            epoch, file = pick_existing()
-        elif allow_random:
-            notes.append("no model loaded: allow_random_model_init")
-        else:
-            where = f"no epoch files under model={model!r}" if model else "neither 'load' nor 'model' is set"
-            raise ConfigError(f"task {task!r} needs a model to load but {where}; set 'load', or 'model' with "
-                              f"saved epochs, or allow_random_model_init=True to start from a random init")
-        start = epoch if file else 1
-
+        start = _other_task_start(o, task, existing_epochs, notes)
     applied, skipped = [], []
-    for entry in preloads:
-        if entry.init_for_train and not new_training:
+    for entry in o.preloads:
+        if entry.init_for_train and not start.new_training:
             skipped.append((entry.name, "init_for_train applies only at the start of a new training"))
         elif not entry.init_for_train and is_training:
             skipped.append((entry.name, "without init_for_train it applies only outside training"))
         else:
             applied.append(entry)
-    return LoadPlan(task=task, is_training=is_training, new_training=new_training, start_epoch=start,
-                    model_file=file, model_role=role, model_epoch=epoch, ignore_missing=ignore_missing,
-                    preloads=tuple(applied), skipped_preloads=tuple(skipped), notes=tuple(notes))
+    return LoadPlan(task=task, is_training=is_training, new_training=start.new_training, start_epoch=start.start,
+                    model_file=start.file, model_role=start.role, model_epoch=start.epoch,
+                    ignore_missing=o.ignore_missing, preloads=tuple(applied), skipped_preloads=tuple(skipped),
+                    notes=tuple(notes))
 
 
 def decide_and_load(

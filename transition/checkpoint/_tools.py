@@ -49,7 +49,7 @@ def inspect_checkpoint(path: str | os.PathLike | CheckpointReader) -> list[Check
         return inspect_checkpoint(reader)
 
 
-def _human(nbytes: int) -> str:
+def human_size(nbytes: int) -> str:
     size = float(nbytes)
     for unit in ("B", "KiB", "MiB", "GiB"):
         if size < 1024 or unit == "GiB":
@@ -60,7 +60,7 @@ def _human(nbytes: int) -> str:
 
 def format_inspection(entries: Sequence[CheckpointEntry], *, path: str | None = None) -> str:
     """A table for people: one row per array, then the total count, elements and bytes."""
-    rows = [(e.name, "x".join(map(str, e.shape)) or "scalar", str(e.dtype), _human(e.nbytes)) for e in entries]
+    rows = [(e.name, "x".join(map(str, e.shape)) or "scalar", str(e.dtype), human_size(e.nbytes)) for e in entries]
     header = ("name", "shape", "dtype", "size")
     widths = [max([len(header[i])] + [len(r[i]) for r in rows]) for i in range(4)]
     lines = [f"checkpoint {path}"] if path else []
@@ -69,7 +69,7 @@ def format_inspection(entries: Sequence[CheckpointEntry], *, path: str | None = 
     lines.extend(fmt.format(*r) for r in rows)
     total = sum(e.nbytes for e in entries)
     elements = sum(int(np.prod(e.shape, dtype=np.int64)) for e in entries)
-    lines.append(f"total: {len(entries)} arrays, {elements} elements, {_human(total)} ({total} bytes)")
+    lines.append(f"total: {len(entries)} arrays, {elements} elements, {human_size(total)} ({total} bytes)")
     return "\n".join(lines)
 
 

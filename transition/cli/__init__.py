@@ -1,5 +1,1 @@
-"""The `transition` command line (the top layer)."""
-
-from transition.cli._main import main
-
-__all__ = ["main"]
+"""Layer 7, the `transition` command line: inspect, convert, avg, status, train, plan (`_main.main`)."""

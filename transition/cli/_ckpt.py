@@ -16,7 +16,7 @@ def _entries_json(entries) -> list[dict]:
 
 
 def _quiet_tf() -> None:
-    from transition.cli._main import quiet_tensorflow
+    from transition.internal._quiet import quiet_tensorflow
 
     quiet_tensorflow()
 

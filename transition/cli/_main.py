@@ -1,21 +1,22 @@
-"""The `transition` command line: a dispatcher over the sub-commands of the `_cli_*` modules.
+"""The `transition` command line: a dispatcher over the sub-commands of the other modules of `cli`.
 
-Each `_cli_*` module exposes `register(subparsers)`, which adds its sub-commands and sets `func` (taking the parsed
+Each of them exposes `register(subparsers)`, which adds its sub-commands and sets `func` (taking the parsed
 arguments, returning the exit code) as the parser default.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import sys
 
-__all__ = ["main", "quiet_tensorflow"]
+from transition.cli._ckpt import register as _register_ckpt
+from transition.cli._status import register as _register_status
+from transition.cli._train import register as _register_train
 
-from transition.internal._quiet import quiet_tensorflow
+__all__ = ["main"]
 
-_COMMAND_MODULES = ("cli._ckpt", "cli._status", "cli._train")
+_REGISTER = (_register_ckpt, _register_status, _register_train)
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -24,14 +25,8 @@ def _build_parser() -> argparse.ArgumentParser:
         description="Epoch transitions, param loading and exact resume for TensorFlow / Keras 3 training jobs.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module_name in _COMMAND_MODULES:
-        try:
-            module = importlib.import_module(f"transition.{module_name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"transition.{module_name}":
-                continue  # that group of commands is not built yet
-            raise
-        module.register(sub)
+    for register in _REGISTER:
+        register(sub)
     return parser
 
 

@@ -58,7 +58,7 @@ def _reason(row: dict) -> str:
 
 
 def _table(status: dict) -> str:
-    from transition.checkpoint._tools import _human
+    from transition.checkpoint._tools import human_size
 
     rows = status["checkpoints"]
     lines = [f"model {status['model']}: {len(rows) or 'no'} checkpoint{'' if len(rows) == 1 else 's'}"]
@@ -73,7 +73,7 @@ def _table(status: dict) -> str:
                           for k, v in sorted(r["scores"].items()))
         cells.append(("*" if r["prefix"] == status["resume_from"] else "", os.path.basename(r["prefix"]),
                       str(r["epoch"]), str(r["step"]), "epoch end" if r["epoch_finished"] else "mid-epoch",
-                      _human(r["size"]) if r["committed"] else "-", scores or "-", state))
+                      human_size(r["size"]) if r["committed"] else "-", scores or "-", state))
     if cells:  # the last column (status, maybe long) is not padded
         widths = [max(len(x[c]) for x in [header, *cells]) for c in range(len(header) - 1)]
         for row in [header, *cells]:

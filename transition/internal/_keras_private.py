@@ -17,6 +17,7 @@ __all__ = [
     "optimizer_iterations_variable",
     "optimizer_slot_lists",
     "build_optimizer_with_initializer",
+    "run_after_next_train_begin",
 ]
 
 _NOT_SLOTS = frozenset({"_variables", "_trainable_variables"})
@@ -104,3 +105,21 @@ def _is_zeros(initializer: Any) -> bool:
     import keras
 
     return (isinstance(initializer, str) and initializer == "zeros") or type(initializer) is keras.initializers.Zeros
+
+
+def run_after_next_train_begin(callback: Any, fn: Callable[[], None]) -> None:
+    """Run `fn()` right after the callback's next `on_train_begin`. Why a patch: Keras' EarlyStopping,
+    ModelCheckpoint and ReduceLROnPlateau reset their counters in `on_train_begin`, and a restored state given to a
+    user's own `model.fit(callbacks=[cb])` must survive that; Keras offers no hook that runs after one callback's
+    `on_train_begin`. The wrapper is an instance attribute and removes itself on its first call (the manager's own
+    fit calls instead add a callback after the others, a public mechanism)."""
+    original = callback.__dict__.pop("on_train_begin", None) or callback.on_train_begin
+    original = getattr(original, "_transition_original", original)
+
+    def on_train_begin(logs: Any = None) -> None:
+        del callback.on_train_begin  # one shot: back to the class method
+        original(logs)
+        fn()
+
+    on_train_begin._transition_original = original  # type: ignore[attr-defined]
+    callback.on_train_begin = on_train_begin

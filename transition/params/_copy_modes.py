@@ -30,6 +30,7 @@ __all__ = [
     "decide_copy",
     "layer_import",
     "may_create_from_old",
+    "resets",
     "slot_copy_mode",
     "import_layer_values",
 ]
@@ -69,7 +70,12 @@ def may_create_from_old(custom_param_importer: Any, copy_param_mode: str | None,
     """Whether a rebuilt layer's params may be created directly from the old values of equal shape (the import
     would copy them): not for a callable importer, nor where the layer's mode is "reset"."""
     how = layer_import(custom_param_importer, copy_param_mode, layer_name)
-    return how.importer is None and how.mode != "reset"
+    return how.importer is None and not resets(how.mode)
+
+
+def resets(mode: str | None) -> bool:
+    """Whether the copy mode keeps the fresh init of every param whatever the old values are ("reset")."""
+    return check_copy_param_mode(mode) == "reset"
 
 
 class Action(enum.Enum):
@@ -93,9 +99,8 @@ class CopyDecision:
 def decide_copy(old_shape: Shape, new_shape: Shape, mode: str | None, *, ignore_wrong_shape: bool = False
                 ) -> CopyDecision:
     """The copy-mode rule for one param whose old value has `old_shape` and whose new variable has `new_shape`."""
-    mode = check_copy_param_mode(mode)
     old_shape, new_shape = tuple(old_shape), tuple(new_shape)
-    if mode == "reset":
+    if resets(mode):
         return CopyDecision(Action.KEEP_INIT, "copy_param_mode='reset'")
     if old_shape == new_shape:
         return CopyDecision(Action.COPY)

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Protocol, runtime_checkable
 
 from transition.internal import _jsonsafe
+from transition.internal._keras_private import run_after_next_train_begin
 from transition.errors import ConfigError, did_you_mean
 
 __all__ = [
@@ -130,21 +131,7 @@ class KerasCallbackState:
                 setattr(cb, name, value)
 
         apply()
-        _reapply_after_train_begin(cb, apply)
-
-
-def _reapply_after_train_begin(cb: Any, apply: Any) -> None:
-    """Wrap `cb.on_train_begin` once (an instance attribute) so that `apply` runs after Keras' reset."""
-    original = cb.__dict__.pop("on_train_begin", None) or cb.on_train_begin
-    original = getattr(original, "_transition_original", original)
-
-    def on_train_begin(logs: Any = None) -> None:
-        del cb.on_train_begin  # one shot: back to the class method
-        original(logs)
-        apply()
-
-    on_train_begin._transition_original = original  # type: ignore[attr-defined]
-    cb.on_train_begin = on_train_begin
+        run_after_next_train_begin(cb, apply)
 
 
 def state_key_of(obj: Any) -> str:

@@ -21,6 +21,7 @@ import attrs
 import numpy as np
 
 from transition.errors import CheckpointError, ConfigError, did_you_mean
+from transition.internal._keras_private import global_seed_generator, layer_seed_generators, sublayers
 
 __all__ = [
     "RngState",
@@ -171,8 +172,8 @@ def find_seed_generators(obj: Any) -> dict[str, Any]:
     if obj is None:
         return found
     if isinstance(obj, keras.layers.Layer):
-        for layer in obj._flatten_layers(include_self=True, recursive=True):
-            for i, sg in enumerate(getattr(layer, "_seed_generators", ())):
+        for layer in [obj, *sublayers(obj, recursive=True)]:
+            for i, sg in enumerate(layer_seed_generators(layer)):
                 add(f"{layer.name}/{i}", sg)
     elif isinstance(obj, Mapping):
         for key, sg in obj.items():
@@ -185,16 +186,6 @@ def find_seed_generators(obj: Any) -> dict[str, Any]:
         raise ConfigError(f"seed_generators: expected a keras model/layer, a mapping name -> SeedGenerator, or a "
                           f"list of those, got a {type(obj).__name__}")
     return found
-
-
-def _keras_global_generator(create: bool) -> Any:
-    if not create:
-        from keras.src.backend.common import global_state
-
-        return global_state.get_global_attribute("global_seed_generator")
-    from keras.src.random.seed_generator import global_seed_generator
-
-    return global_seed_generator()
 
 
 def _bit_generator(gen: Any, name: str) -> Any:
@@ -245,7 +236,7 @@ def capture_rng_state(seed_generators: Any = (), numpy_generators: Mapping[str, 
             tf_state = {"algorithm": int(g.algorithm), "state": np.array(g.state.numpy(), dtype=np.int64)}
     k_global = None
     if keras_global:
-        kg = _keras_global_generator(create=False)
+        kg = global_seed_generator(create=False)
         if kg is not None:
             k_global = np.array(kg.state.numpy())
     k_seeds = {key: np.array(sg.state.numpy()) for key, sg in find_seed_generators(seed_generators).items()}
@@ -297,7 +288,7 @@ def restore_rng_state(state: RngState, seed_generators: Any = (), numpy_generato
         else:
             tf_mod.random.set_global_generator(tf_mod.random.Generator.from_state(values, alg))
     if state.keras_global is not None:
-        kg = _keras_global_generator(create=True)
+        kg = global_seed_generator(create=True)
         kg.state.assign(np.asarray(state.keras_global, dtype=kg.state.dtype))
     for key, sg in sgs.items():
         if key in state.keras_seed_generators:

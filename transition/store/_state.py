@@ -183,94 +183,107 @@ class TrainingState:
         """Inverse of `to_json_and_arrays`, validating strictly: a wrong type, missing or unknown key, unknown
         version or out-of-range number is a CheckpointError naming `source` and the field. With arrays=None the
         RNG state is not loaded (rng=None)."""
-
-        def fail(msg: str) -> CheckpointError:
-            return CheckpointError(f"{source}: {msg}; the file is damaged or was not written by transition")
-
-        if not isinstance(obj, dict):
-            raise fail(f"the top level must be a JSON object, got {type(obj).__name__}")
-        if obj.get("format") != STATE_FORMAT:
-            raise fail(f"field 'format' is {obj.get('format')!r}, expected {STATE_FORMAT!r}")
-        version = obj.get("version")
-        if version != STATE_VERSION or isinstance(version, bool):
-            raise fail(f"unknown version {version!r} (this transition reads version {STATE_VERSION}); "
-                       "upgrade transition")
-        fields = {"format", "version", "epoch", "epoch_finished", "global_step", "step_in_epoch", "pretrain_step",
-                  "net_dict", "learning_rate_history", "rng", "data_position", "callbacks", "extra", "arrays"}
-        for key in obj:
-            if key not in fields:
-                raise fail(f"unknown field {key!r}{did_you_mean(key, fields)}")
-        for key in sorted(fields - set(obj)):
-            raise fail(f"missing field {key!r}")
-
-        def count(key: str, hi: int) -> int:
-            return _count(key, obj[key], hi, CheckpointError, source)
-
-        def json_dict(key: str, value: Any, optional: bool = False) -> Any:
-            if optional and value is None:
-                return None
-            if not isinstance(value, dict):
-                raise fail(f"field {key!r} must be an object, got {type(value).__name__}")
-            return _jsonsafe.decode_floats(value)
-
-        if not isinstance(obj["epoch_finished"], bool):
-            raise fail(f"field 'epoch_finished' must be true or false, got {obj['epoch_finished']!r}")
+        check = _JsonChecker(source)
+        check.header(obj)
         pretrain = obj["pretrain_step"]
         if pretrain is not None:
-            pretrain = count("pretrain_step", MAX_PRETRAIN_STEP)
+            pretrain = check.count(obj, "pretrain_step", MAX_PRETRAIN_STEP)
+        callbacks = check.json_dict("callbacks", obj["callbacks"])
+        for key, st in callbacks.items():
+            if not isinstance(st, dict):
+                raise check.fail(f"callbacks[{key!r}] must be an object, got {type(st).__name__}")
+        try:
+            return cls(
+                epoch=check.count(obj, "epoch", MAX_EPOCH),
+                epoch_finished=obj["epoch_finished"],
+                global_step=check.count(obj, "global_step", MAX_STEP),
+                step_in_epoch=check.count(obj, "step_in_epoch", MAX_STEP),
+                pretrain_step=pretrain,
+                net_dict=check.json_dict("net_dict", obj["net_dict"], optional=True),
+                learning_rate_history=check.history(obj["learning_rate_history"]),
+                rng=check.rng(obj, arrays),
+                data_position=check.json_dict("data_position", obj["data_position"]),
+                callbacks=callbacks,
+                extra=check.json_dict("extra", obj["extra"]),
+            )
+        except ConfigError as exc:  # pragma: no cover - the checks above should catch everything first
+            raise check.fail(str(exc)) from None
 
-        history_obj = obj["learning_rate_history"]
+
+_FIELDS = frozenset({"format", "version", "epoch", "epoch_finished", "global_step", "step_in_epoch", "pretrain_step",
+                     "net_dict", "learning_rate_history", "rng", "data_position", "callbacks", "extra", "arrays"})
+
+
+class _JsonChecker:
+    """The strict checks of `TrainingState.from_json_and_arrays`; errors are CheckpointErrors naming the source."""
+
+    def __init__(self, source: str):
+        self.source = source
+
+    def fail(self, msg: str) -> CheckpointError:
+        return CheckpointError(f"{self.source}: {msg}; the file is damaged or was not written by transition")
+
+    def header(self, obj: Any) -> None:
+        """The top level: an object with the format, a known version and exactly the known fields."""
+        if not isinstance(obj, dict):
+            raise self.fail(f"the top level must be a JSON object, got {type(obj).__name__}")
+        if obj.get("format") != STATE_FORMAT:
+            raise self.fail(f"field 'format' is {obj.get('format')!r}, expected {STATE_FORMAT!r}")
+        version = obj.get("version")
+        if version != STATE_VERSION or isinstance(version, bool):
+            raise self.fail(f"unknown version {version!r} (this transition reads version {STATE_VERSION}); "
+                            "upgrade transition")
+        for key in obj:
+            if key not in _FIELDS:
+                raise self.fail(f"unknown field {key!r}{did_you_mean(key, _FIELDS)}")
+        for key in sorted(_FIELDS - set(obj)):
+            raise self.fail(f"missing field {key!r}")
+        if not isinstance(obj["epoch_finished"], bool):
+            raise self.fail(f"field 'epoch_finished' must be true or false, got {obj['epoch_finished']!r}")
+
+    def count(self, obj: dict, key: str, hi: int) -> int:
+        return _count(key, obj[key], hi, CheckpointError, self.source)
+
+    def json_dict(self, key: str, value: Any, optional: bool = False) -> Any:
+        if optional and value is None:
+            return None
+        if not isinstance(value, dict):
+            raise self.fail(f"field {key!r} must be an object, got {type(value).__name__}")
+        return _jsonsafe.decode_floats(value)
+
+    def history(self, history_obj: Any) -> dict[int, EpochRecord]:
         if not isinstance(history_obj, dict):
-            raise fail("field 'learning_rate_history' must be an object")
+            raise self.fail("field 'learning_rate_history' must be an object")
         history = {}
         for ep_str, rec in history_obj.items():
             where = f"learning_rate_history[{ep_str!r}]"
             if not ep_str.isdigit() or len(ep_str) > 10 or int(ep_str) > MAX_EPOCH:
-                raise fail(f"{where}: the key must be an epoch number in [0, {MAX_EPOCH}]")
+                raise self.fail(f"{where}: the key must be an epoch number in [0, {MAX_EPOCH}]")
             if not isinstance(rec, dict) or set(rec) != {"learning_rate", "scores"}:
-                raise fail(f"{where} must be an object with exactly 'learning_rate' and 'scores'")
+                raise self.fail(f"{where} must be an object with exactly 'learning_rate' and 'scores'")
             lr = rec["learning_rate"]
             if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr < 0:
-                raise fail(f"{where}.learning_rate must be a finite number >= 0, got {lr!r}")
+                raise self.fail(f"{where}.learning_rate must be a finite number >= 0, got {lr!r}")
             scores = _jsonsafe.decode_floats(rec["scores"]) if isinstance(rec["scores"], dict) else None
             if scores is None or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
                                          for v in scores.values()):
-                raise fail(f"{where}.scores must map names to numbers, got {rec['scores']!r}")
+                raise self.fail(f"{where}.scores must map names to numbers, got {rec['scores']!r}")
             history[int(ep_str)] = EpochRecord(float(lr), {k: float(v) for k, v in scores.items()})
+        return history
 
+    def rng(self, obj: dict, arrays: Mapping[str, np.ndarray] | None) -> RngState | None:
         names = obj["arrays"]
         if not isinstance(names, list) or len(names) > _MAX_STATE_ARRAYS or not all(isinstance(n, str)
                                                                                      for n in names):
-            raise fail("field 'arrays' must be a list of array names")
-        rng = None
+            raise self.fail("field 'arrays' must be a list of array names")
         if obj["rng"] is not None and arrays is not None:
             for name in names:
                 if name not in arrays:
-                    raise fail(f"array {name!r} listed in 'arrays' is missing")
-            rng = RngState.from_json_and_arrays(obj["rng"], arrays, where="rng", source=source)
-        elif obj["rng"] is not None and not isinstance(obj["rng"], dict):
-            raise fail("field 'rng' must be an object or null")
-
-        callbacks = json_dict("callbacks", obj["callbacks"])
-        for key, st in callbacks.items():
-            if not isinstance(st, dict):
-                raise fail(f"callbacks[{key!r}] must be an object, got {type(st).__name__}")
-        try:
-            return cls(
-                epoch=count("epoch", MAX_EPOCH),
-                epoch_finished=obj["epoch_finished"],
-                global_step=count("global_step", MAX_STEP),
-                step_in_epoch=count("step_in_epoch", MAX_STEP),
-                pretrain_step=pretrain,
-                net_dict=json_dict("net_dict", obj["net_dict"], optional=True),
-                learning_rate_history=history,
-                rng=rng,
-                data_position=json_dict("data_position", obj["data_position"]),
-                callbacks=callbacks,
-                extra=json_dict("extra", obj["extra"]),
-            )
-        except ConfigError as exc:  # pragma: no cover - the checks above should catch everything first
-            raise fail(str(exc)) from None
+                    raise self.fail(f"array {name!r} listed in 'arrays' is missing")
+            return RngState.from_json_and_arrays(obj["rng"], arrays, where="rng", source=self.source)
+        if obj["rng"] is not None and not isinstance(obj["rng"], dict):
+            raise self.fail("field 'rng' must be an object or null")
+        return None
 
 
 def dumps_state(state: TrainingState) -> tuple[bytes, dict[str, np.ndarray]]:

@@ -31,10 +31,6 @@ class BackgroundWriter:
         self._closed = False
         atexit.register(_report_at_exit, weakref.ref(self))
 
-    @property
-    def busy(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
     def submit(self, job: Callable[[], Any], what: str) -> None:
         """Run `job()` on the writer thread; `what` names it in error messages (e.g. the checkpoint prefix)."""
         if self._closed:

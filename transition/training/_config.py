@@ -2,8 +2,10 @@
 
 A config file is the user's own Python code and is executed (never unpickled). Top-level names that start with "_",
 names bound by imports, and functions / classes whose name is not an option are helpers, not options. Every other
-top-level name must be a known option; an unknown one is a ConfigError that suggests the closest known option.
-`--key=value` overrides from the command line are parsed as Python literals where possible.
+top-level name must be a known option (`KNOWN_KEYS`: the manager's options, declared in `ManagerOptions`, and the
+keys of the reference loop, keep policy, learning-rate control and RETURNN's older pretrain keys); an unknown one is
+a ConfigError that suggests the closest known option. `--key=value` overrides from the command line are parsed as
+Python literals where possible.
 """
 
 from __future__ import annotations
@@ -12,128 +14,73 @@ import ast
 import inspect
 import os
 import types
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, NamedTuple
+
+import attrs
 
 from transition.errors import ConfigError, did_you_mean
+from transition.netdict._pretrain import Pretrain, pretrain_from_config
+from transition.store._keep import KeepPolicy
 from transition.training._lr_control import LR_CONFIG_KEYS, LearningRateControl
+from transition.training._options import ANY, BOOL, FUNC, HELP, INT, NONNEG_INT, POS_INT, Check, ManagerOptions
 
-__all__ = ["Config", "KNOWN_KEYS", "load_config", "parse_overrides"]
-
-
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
+__all__ = ["Config", "ConfigKey", "KNOWN_KEYS", "load_config", "parse_overrides", "manager_options"]
 
 
-def _check(pred: Callable[[Any], bool], what: str) -> Callable[[str, Any], None]:
-    def check(key: str, value: Any) -> None:
-        if not pred(value):
-            raise ConfigError(f"config option {key!r} must be {what}, got {value!r} ({type(value).__name__})")
+class ConfigKey(NamedTuple):
+    """A key a config may set: its check, its default (None: not set) and a line for people."""
 
-    return check
-
-
-_any = _check(lambda v: True, "anything")
-_dict = _check(lambda v: isinstance(v, Mapping), "a dict")
-_opt_dict = _check(lambda v: v is None or isinstance(v, Mapping), "a dict or None")
-_str = _check(lambda v: isinstance(v, str), "a string")
-_opt_str = _check(lambda v: v is None or isinstance(v, (str, os.PathLike)), "a path string or None")
-_bool = _check(lambda v: isinstance(v, bool), "True or False")
-_opt_bool = _check(lambda v: v is None or isinstance(v, bool), "True, False or None")
-_pos_int = _check(lambda v: _is_int(v) and v >= 1, "an int >= 1")
-_opt_pos_int = _check(lambda v: v is None or (_is_int(v) and v >= 1), "an int >= 1 or None")
-_opt_nonneg_int = _check(lambda v: v is None or (_is_int(v) and v >= 0), "an int >= 0 or None")
-_int = _check(_is_int, "an int")
-_func = _check(lambda v: v is None or callable(v), "a function or None")
-_data = _check(
-    lambda v: v is None or isinstance(v, Mapping) or callable(v),
-    "a dict of numpy arrays keyed like extern_data, or a function returning a tf.data.Dataset",
-)
-_pretrain = _check(
-    lambda v: v is None or isinstance(v, (bool, str, Mapping)),
-    'None, "default", or a dict of Pretrain options',
-)
-_seq = _check(lambda v: isinstance(v, (list, tuple)), "a list")
-_lr_any = _any  # validated together by LearningRateControl.from_config
+    check: Check
+    default: Any
+    help: str
 
 
-def _optimizer(key: str, value: Any) -> None:
-    if callable(value):
-        return
-    if not isinstance(value, Mapping) or not isinstance(value.get("class"), str):
-        raise ConfigError(
-            f'config option {key!r} must be a dict with a "class" (e.g. {{"class": "adam", "epsilon": 1e-8}}) '
-            f"or a function returning a Keras optimizer, got {value!r}"
-        )
+def _one_of(*values: Any) -> Check:
+    return Check(lambda v: any(v is x or (type(v) is type(x) and v == x) for x in values),
+                 "one of " + ", ".join(repr(v) for v in values))
 
 
-def _task(key: str, value: Any) -> None:
-    if value not in ("train", "eval", "forward", "search"):
-        raise ConfigError(
-            f"config option {key!r} must be one of 'train', 'eval', 'forward', 'search', got {value!r}"
-            f"{did_you_mean(str(value), ['train', 'eval', 'forward', 'search'])}"
-        )
+_LR = Check(lambda v: True, "checked by LearningRateControl")
+_PATH = Check(lambda v: isinstance(v, (str, os.PathLike)), "a path string")
+_DATA = Check(lambda v: isinstance(v, Mapping) or callable(v),
+              "a dict of numpy arrays keyed like extern_data, or a function returning a tf.data.Dataset")
 
-
-def _backend(key: str, value: Any) -> None:
-    if value not in ("tensorflow", "tf"):
-        raise ConfigError(f"config option {key!r} must be 'tensorflow' (the only backend here), got {value!r}")
-
-
-def _use_tf(key: str, value: Any) -> None:
-    if value is not True:
-        raise ConfigError(f"config option {key!r} must be True (only TensorFlow is supported), got {value!r}")
-
-
-#: option -> (validator, default, description)
-KNOWN_KEYS: dict[str, tuple[Callable[[str, Any], None], Any, str]] = {
-    "task": (_task, "train", "what to do: 'train'"),
-    "model": (_opt_str, None, "checkpoint prefix, e.g. 'runs/exp/network' (epochs at network.001, ...)"),
-    "extern_data": (_dict, None, "the data keys: {'data': {'dim': 64}, 'classes': {'dim': 10, 'sparse': True}}"),
-    "network": (_dict, None, "the RETURNN-style network dict"),
-    "get_network": (_func, None, "get_network(epoch, **kwargs) -> network dict, per epoch"),
-    "pretrain": (_pretrain, None, "pretraining: 'default' or a dict of Pretrain options"),
-    "pretrain_repetitions": (_any, None, "RETURNN's older pretrain option (repetitions)"),
-    "pretrain_construction_algo": (_any, None, "RETURNN's older pretrain option (construction_algo)"),
-    "pretrain_copy_output_layer": (_any, None, "RETURNN's older pretrain option (copy_output_layer)"),
-    "pretrain_greedy": (_any, None, "RETURNN's older pretrain option (greedy; not supported)"),
-    "num_epochs": (_pos_int, None, "number of epochs to train"),
-    "batch_size": (_pos_int, 32, "examples per step"),
-    "optimizer": (_optimizer, None, "{'class': 'adam', ...} (Keras optimizer class and its options)"),
-    "train": (_data, None, "training data"),
-    "dev": (_data, None, "development data, scored after every epoch"),
-    "callbacks": (_seq, (), "callbacks whose state is saved with the checkpoint (state_dict / load_state_dict)"),
-    "init_new_network_callback": (
-        _func, None, "init_new_network_callback(new_epoch=, new_network=, old_network_params=)"
-    ),
-    # loading (see _load_options)
-    "load": (_opt_str, None, "load this checkpoint and continue its training"),
-    "load_epoch": (_opt_pos_int, None, "epoch of the checkpoint under `model` to load"),
-    "import_model_train_epoch1": (_opt_str, None, "initialise from this checkpoint and start at epoch 1"),
-    "allow_random_model_init": (_bool, False, "allow a non-training task without a model"),
-    "load_ignore_missing_vars": (_bool, False, "params missing from the loaded checkpoint keep their init"),
-    "preload_from_files": (_opt_dict, None, "{name: {'filename': ..., 'init_for_train': True, ...}}"),
-    # saving and keeping
-    "keep_last_n": (_opt_nonneg_int, None, "keep the last N epoch checkpoints"),
-    "keep_best_n": (_opt_nonneg_int, None, "keep the best N epoch checkpoints by `keep_best_score`"),
-    "keep_best_score": (_opt_str, None, "score that ranks checkpoints for keep_best_n (default: the lr-control score)"),
-    "keep_best_mode": (_check(lambda v: v in ("min", "max"), "'min' or 'max'"), "min", "whether lower is better"),
-    "keep_every_n_epochs": (_opt_pos_int, None, "also keep every N-th epoch"),
-    "save_every_n_steps": (_opt_pos_int, None, "also save within an epoch every N steps"),
-    # misc
-    "random_seed": (_int, 42, "seed of Python, numpy, TF and the data shuffle"),
-    "deterministic": (_bool, False, "enable TF's deterministic ops"),
-    "log": (_opt_str, None, "also write the log to this file"),
-    "log_verbosity": (_int, 3, "log detail (RETURNN's scale; 3 = the epoch lines)"),
-    "use_tensorflow": (_use_tf, True, "RETURNN's backend switch (must be True)"),
-    "backend": (_backend, "tensorflow", "RETURNN's backend switch (must be 'tensorflow')"),
+#: the keys a config sets besides the manager's options (those come from `ManagerOptions`, declared there)
+_CONFIG_ONLY: dict[str, ConfigKey] = {
+    "task": ConfigKey(_one_of("train", "eval", "forward", "search"), "train", "what to do: 'train'"),
+    "pretrain_repetitions": ConfigKey(ANY, None, "RETURNN's older pretrain option (repetitions)"),
+    "pretrain_construction_algo": ConfigKey(ANY, None, "RETURNN's older pretrain option (construction_algo)"),
+    "pretrain_copy_output_layer": ConfigKey(ANY, None, "RETURNN's older pretrain option (copy_output_layer)"),
+    "pretrain_greedy": ConfigKey(ANY, None, "RETURNN's older pretrain option (greedy; not supported)"),
+    "batch_size": ConfigKey(POS_INT, 32, "examples per step"),
+    "train": ConfigKey(_DATA, None, "training data"),
+    "dev": ConfigKey(_DATA, None, "development data, scored after every epoch"),
+    "keep_last_n": ConfigKey(NONNEG_INT, None, "keep the last N epoch checkpoints"),
+    "keep_best_n": ConfigKey(NONNEG_INT, None, "keep the best N epoch checkpoints by `keep_best_score`"),
+    "keep_best_score": ConfigKey(_PATH, None, "score that ranks checkpoints for keep_best_n (default: the lr-control "
+                                 "score)"),
+    "keep_best_mode": ConfigKey(_one_of("min", "max"), "min", "whether lower is better"),
+    "keep_every_n_epochs": ConfigKey(POS_INT, None, "also keep every N-th epoch"),
+    "deterministic": ConfigKey(BOOL, False, "enable TF's deterministic ops"),
+    "log": ConfigKey(_PATH, None, "also write the log to this file"),
+    "log_verbosity": ConfigKey(INT, 3, "log detail (RETURNN's scale; 3 = the epoch lines)"),
+    "use_tensorflow": ConfigKey(_one_of(True), True, "RETURNN's backend switch (must be True)"),
+    "backend": ConfigKey(_one_of("tensorflow", "tf"), "tensorflow", "RETURNN's backend switch (must be 'tensorflow')"),
+    **{key: ConfigKey(_LR, None, "learning-rate control (RETURNN's option)") for key in LR_CONFIG_KEYS},
+    "learning_rate": ConfigKey(_LR, 1.0, "initial learning rate (RETURNN's default 1.0)"),
 }
-for _key in LR_CONFIG_KEYS:
-    KNOWN_KEYS[_key] = (_lr_any, None, "learning-rate control (RETURNN's option)")
-KNOWN_KEYS["learning_rate"] = (_lr_any, 1.0, "initial learning rate (RETURNN's default 1.0)")
+
+#: every key a config may set -> ConfigKey(check, default, help)
+KNOWN_KEYS: dict[str, ConfigKey] = {
+    **{key: ConfigKey(field.metadata["check"] or ANY, None if field.default is attrs.NOTHING else field.default,
+                      field.metadata[HELP])
+       for key, field in ManagerOptions.config_keys().items()},
+    **_CONFIG_ONLY,
+}
 
 #: options whose value is a function: a helper function whose name looks like one of these is a typo
-_CALLABLE_KEYS = ("get_network", "init_new_network_callback", "train", "dev", "optimizer")
+_CALLABLE_KEYS = tuple(k for k, v in KNOWN_KEYS.items() if v.check in (FUNC, _DATA)) + ("optimizer",)
 
 
 class Config(Mapping[str, Any]):
@@ -147,7 +94,7 @@ class Config(Mapping[str, Any]):
         if key in self._values:
             return self._values[key]
         if key in KNOWN_KEYS:
-            return KNOWN_KEYS[key][1]
+            return KNOWN_KEYS[key].default
         raise KeyError(key)
 
     def __iter__(self) -> Iterator[str]:
@@ -168,7 +115,7 @@ class Config(Mapping[str, Any]):
         for key in keys:
             if not self.is_set(key):
                 where = f" in {self.path}" if self.path else ""
-                raise ConfigError(f"config option {key!r} is required{where}: {KNOWN_KEYS[key][2]}")
+                raise ConfigError(f"config option {key!r} is required{where}: {KNOWN_KEYS[key].help}")
 
     def where(self) -> str:
         return f"config {self.path}" if self.path else "config dict"
@@ -243,11 +190,10 @@ def _validate(options: Mapping[str, Any], where: str, origin: str) -> None:
                 f"{where}: unknown {origin} {key!r}{did_you_mean(key, KNOWN_KEYS)}; "
                 "start helper names with '_' (known options are listed in transition.training._config.KNOWN_KEYS)"
             )
-        validator = KNOWN_KEYS[key][0]
         if value is None:
             continue  # None means "not set"
         try:
-            validator(key, value)
+            KNOWN_KEYS[key].check.check(key, value, "config option")
         except ConfigError as exc:
             raise ConfigError(f"{where}: {exc}") from None
 
@@ -283,3 +229,56 @@ def load_config(
     except ConfigError as exc:
         raise ConfigError(f"{where}: {exc}") from None
     return config
+
+
+def _pretrain_of(cfg: Config) -> Pretrain | None:
+    if not cfg.is_set("pretrain"):
+        return None
+    if not cfg.is_set("network"):
+        raise ConfigError(f"{cfg.where()}: 'pretrain' needs 'network' (the final net dict)")
+    return pretrain_from_config(
+        cfg["pretrain"], cfg["network"],
+        pretrain_repetitions=cfg["pretrain_repetitions"],
+        pretrain_construction_algo=cfg["pretrain_construction_algo"],
+        pretrain_copy_output_layer=cfg["pretrain_copy_output_layer"],
+        pretrain_greedy=cfg["pretrain_greedy"],
+    )
+
+
+def _keep_policy_of(cfg: Config) -> KeepPolicy:
+    keep_kwargs: dict[str, Any] = {}
+    if cfg.is_set("keep_last_n"):
+        keep_kwargs["keep_last"] = cfg["keep_last_n"]
+    if cfg.is_set("keep_best_n"):
+        keep_kwargs["keep_best"] = cfg["keep_best_n"]
+        keep_kwargs["score"] = cfg["keep_best_score"] or cfg["learning_rate_control_error_measure"] or "dev_score"
+        keep_kwargs["mode"] = cfg["keep_best_mode"]
+    if cfg.is_set("keep_every_n_epochs"):
+        keep_kwargs["keep_every"] = cfg["keep_every_n_epochs"]
+    return KeepPolicy(**keep_kwargs)
+
+
+def manager_options(cfg: Config, **api_options: Any) -> ManagerOptions:
+    """The manager's options that a (checked) config gives, plus `api_options` (those without a config key, such
+    as strategy, resume, log). ConfigError names the missing or conflicting option. `deterministic = True` turns on
+    TF's op determinism here (it is process-wide)."""
+    if cfg["task"] != "train":
+        raise ConfigError(f"{cfg.where()}: task={cfg['task']!r}; the manager trains (task='train')")
+    cfg.require("model", "extern_data", "num_epochs")
+    if not cfg.is_set("network") and not cfg.is_set("get_network"):
+        raise ConfigError(f"{cfg.where()}: set 'network' (a net dict) or 'get_network' (a function of the epoch)")
+    pretrain = _pretrain_of(cfg)
+    if cfg["deterministic"]:
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
+    num_pretrain = pretrain.get_train_num_epochs() if pretrain is not None else 0
+    options = {field.name: cfg[key] for key, field in ManagerOptions.config_keys().items() if cfg.is_set(key)}
+    options.update(
+        model=str(cfg["model"]),
+        pretrain=pretrain,
+        callbacks=[*cfg["callbacks"], *api_options.pop("callbacks", ())],
+        learning_rate_control=LearningRateControl.from_config(cfg, num_pretrain_epochs=num_pretrain),
+        keep=_keep_policy_of(cfg),
+    )
+    return ManagerOptions.make(**options, **api_options)

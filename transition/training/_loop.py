@@ -1,110 +1,31 @@
-"""The reference training loop of `transition train`, and its data helpers.
-
-Data: a dict of numpy arrays keyed like extern_data (shuffled per epoch with a seed derived from the job's seed and
-the epoch, so a resumed epoch sees the same order and skips what was trained), or a function returning a
-tf.data.Dataset (called with `epoch` / `seed` where it accepts them; the user makes it deterministic).
-One line per epoch: epoch, steps, scores, learning rate, time and what the transition did.
+"""The reference training loop of `transition train`: a train step, the dev scores, the loss meter, the progress
+bar, and one line per epoch (epoch, steps, scores, learning rate, time and what the transition did). Data helpers
+are in `_data`.
 """
 
 from __future__ import annotations
 
-import inspect
 import math
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
-import numpy as np
+import tqdm
 
+from transition.errors import ConfigError
+from transition.training._data import check_numpy_data, data_for_epoch, num_numpy_batches, numpy_batches
+from transition.training._config import Config, load_config
 from transition.training._log import format_epoch_line
-from transition.errors import ConfigError, did_you_mean
+from transition.training._manager import TransitionManager
 
 if TYPE_CHECKING:
     import keras
     import tensorflow as tf
 
-    from transition.training._config import Config
-    from transition.training._manager import TransitionManager
     from transition.network._network import Network
 
-__all__ = [
-    "epoch_seed",
-    "check_numpy_data",
-    "numpy_batches",
-    "num_numpy_batches",
-    "data_for_epoch",
-    "LossMeter",
-    "ProgressBar",
-    "make_train_step",
-    "evaluate",
-    "format_epoch_line",
-    "train_from_config",
-]
-
-
-# --------------------------------------------------------------------------------------------------------- data
-
-
-def epoch_seed(seed: int, epoch: int) -> int:
-    """A 63-bit seed derived from the job's seed and the epoch (stable across processes and platforms)."""
-    ss = np.random.SeedSequence([int(seed) & 0xFFFFFFFF, int(epoch) & 0xFFFFFFFF, 0x7472616E])
-    hi, lo = (int(x) for x in ss.generate_state(2, np.uint32))
-    return ((hi << 32) | lo) & ((1 << 63) - 1)
-
-
-def check_numpy_data(name: str, data: Mapping[str, Any], extern_data: Mapping[str, Any]) -> dict[str, np.ndarray]:
-    """Check a dict of arrays against extern_data (known keys, equal numbers of rows); returns numpy arrays."""
-    arrays = {}
-    for key, value in data.items():
-        if key not in extern_data:
-            raise ConfigError(
-                f"{name} data has key {key!r}, which is not in extern_data{did_you_mean(key, extern_data)}; "
-                f"use the extern_data keys {sorted(extern_data)}"
-            )
-        arrays[key] = np.asarray(value)
-    if not arrays:
-        raise ConfigError(f"{name} data is empty; give a dict of numpy arrays keyed like extern_data")
-    sizes = {key: len(a) for key, a in arrays.items()}
-    if len(set(sizes.values())) != 1:
-        raise ConfigError(f"{name} data arrays have different numbers of rows: {sizes}; they must be equal")
-    if next(iter(sizes.values())) == 0:
-        raise ConfigError(f"{name} data has no rows")
-    return arrays
-
-
-def num_numpy_batches(arrays: Mapping[str, np.ndarray], batch_size: int) -> int:
-    """The number of batches (the last one may be smaller)."""
-    n = len(next(iter(arrays.values())))
-    return -(-n // batch_size)
-
-
-def numpy_batches(
-    arrays: Mapping[str, np.ndarray], batch_size: int, *, seed: int | None, start: int = 0
-) -> Iterator[dict[str, np.ndarray]]:
-    """Batches of `arrays` in the order of a permutation drawn from `seed` (None: in order), from batch `start`."""
-    n = len(next(iter(arrays.values())))
-    order = np.arange(n) if seed is None else np.random.default_rng(seed).permutation(n)
-    for b in range(start, -(-n // batch_size)):
-        idx = order[b * batch_size : (b + 1) * batch_size]
-        yield {key: a[idx] for key, a in arrays.items()}
-
-
-def data_for_epoch(name: str, data: Callable[..., Any], *, epoch: int, seed: int) -> Any:
-    """Call a user's data function with the keyword arguments it accepts among `epoch` and `seed`."""
-    try:
-        params = inspect.signature(data).parameters
-    except (TypeError, ValueError):
-        params = {}  # type: ignore[assignment]
-    accepts_kw = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    kwargs = {k: v for k, v in (("epoch", epoch), ("seed", seed)) if accepts_kw or k in params}
-    result = data(**kwargs)
-    if result is None:
-        raise ConfigError(
-            f"the {name} data function {getattr(data, '__name__', data)!r} returned None; "
-            "it must return a tf.data.Dataset (or an iterable of dict batches)"
-        )
-    return result
+__all__ = ["LossMeter", "ProgressBar", "make_train_step", "evaluate", "train_from_config"]
 
 
 class LossMeter:
@@ -138,37 +59,23 @@ class LossMeter:
 
 
 class ProgressBar:
-    """A one-line progress bar on a TTY (redrawn in place); silent elsewhere (the epoch line says it all)."""
+    """A one-line progress bar (tqdm) on a TTY, redrawn in place; silent elsewhere (the epoch line says it all)."""
 
     def __init__(self, total: int | None, label: str, out: TextIO | None = None, start: int = 0) -> None:
-        self.out = out if out is not None else sys.stderr
-        self.enabled = bool(getattr(self.out, "isatty", lambda: False)())
-        self.total, self.label, self.done = total, label, start
-        self._last = 0.0
+        out = out if out is not None else sys.stderr
+        bar_format = "{desc} [{bar:30}] {n_fmt}/{total_fmt} {postfix}" if total else "{desc} {n_fmt} steps {postfix}"
+        self._bar = tqdm.tqdm(total=total, initial=start, desc=label, file=out, bar_format=bar_format, ascii=".#",
+                              leave=False, mininterval=0.1, disable=not getattr(out, "isatty", lambda: False)())
 
     def update(self, n: int = 1, loss: float | None = None) -> None:
-        self.done += n
-        if not self.enabled:
-            return
-        now = time.monotonic()
-        if now - self._last < 0.1 and (self.total is None or self.done < self.total):
-            return
-        self._last = now
-        extra = f" loss {loss:.4f}" if loss is not None and math.isfinite(loss) else ""
-        if self.total:
-            width = 30
-            filled = min(width, int(width * self.done / self.total))
-            bar = "#" * filled + "." * (width - filled)
-            text = f"{self.label} [{bar}] {self.done}/{self.total}{extra}"
-        else:
-            text = f"{self.label} {self.done} steps{extra}"
-        self.out.write("\r" + text[:120].ljust(80))
-        self.out.flush()
+        if loss is not None and math.isfinite(loss):
+            self._bar.set_postfix_str(f"loss {loss:.4f}", refresh=False)
+        self._bar.update(n)
+        if self._bar.total and self._bar.n >= self._bar.total:
+            self._bar.refresh()  # the last step is always drawn
 
     def close(self) -> None:
-        if self.enabled:
-            self.out.write("\r" + " " * 80 + "\r")
-            self.out.flush()
+        self._bar.close()
 
 
 # ------------------------------------------------------------------------------------------------ train and eval
@@ -256,8 +163,6 @@ def train_from_config(
     interrupt a run). `callbacks` are added to the config's; `strategy` (e.g. MirroredStrategy) builds and trains
     the networks in its scope.
     """
-    from transition.training._config import load_config
-    from transition.training._manager import TransitionManager
 
     out = out if out is not None else sys.stdout
     cfg = load_config(config, overrides)

@@ -16,7 +16,7 @@ from typing import Any
 from transition.errors import ConfigError, did_you_mean
 from transition.store._state import EpochRecord
 
-__all__ = ["LearningRateControl", "LR_CONTROL_KINDS", "LR_CONFIG_KEYS"]
+__all__ = ["LearningRateControl", "LR_CONTROL_KINDS", "LR_CONFIG_ARGS", "LR_CONFIG_KEYS"]
 
 #: accepted values of `learning_rate_control` -> our kind
 LR_CONTROL_KINDS = {
@@ -27,21 +27,22 @@ LR_CONTROL_KINDS = {
     "newbob_abs": "newbob_abs",
 }
 
-#: the config keys read by `LearningRateControl.from_config`
-LR_CONFIG_KEYS = (
-    "learning_rate",
-    "learning_rates",
-    "learning_rate_control",
-    "learning_rate_control_error_measure",
-    "learning_rate_control_relative_error_relative_lr",
-    "learning_rate_control_min_num_epochs_per_new_lr",
-    "newbob_learning_rate_decay",
-    "newbob_relative_error_threshold",
-    "newbob_relative_error_div_by_old",
-    "newbob_error_threshold",
-    "min_learning_rate",
-    "pretrain_learning_rate",
-)
+#: RETURNN's config keys of the learning-rate control -> the argument of `LearningRateControl`
+LR_CONFIG_ARGS = {
+    "learning_rate": "learning_rate",
+    "learning_rates": "learning_rates",
+    "learning_rate_control": "control",
+    "learning_rate_control_error_measure": "error_measure",
+    "learning_rate_control_relative_error_relative_lr": "relative_error_relative_lr",
+    "learning_rate_control_min_num_epochs_per_new_lr": "min_num_epochs_per_new_lr",
+    "newbob_learning_rate_decay": "decay",
+    "newbob_relative_error_threshold": "relative_error_threshold",
+    "newbob_relative_error_div_by_old": "relative_error_div_by_old",
+    "newbob_error_threshold": "error_threshold",
+    "min_learning_rate": "min_learning_rate",
+    "pretrain_learning_rate": "pretrain_learning_rate",
+}
+LR_CONFIG_KEYS = tuple(LR_CONFIG_ARGS)
 
 
 def _float(key: str, value: Any) -> float:
@@ -129,21 +130,7 @@ class LearningRateControl:
     def from_config(cls, config: Mapping[str, Any], *, num_pretrain_epochs: int = 0) -> LearningRateControl:
         """Build from a config mapping with RETURNN's option names (absent keys take RETURNN's defaults)."""
         kwargs: dict[str, Any] = {"num_pretrain_epochs": num_pretrain_epochs}
-        names = {
-            "learning_rate": "learning_rate",
-            "learning_rates": "learning_rates",
-            "learning_rate_control": "control",
-            "learning_rate_control_error_measure": "error_measure",
-            "learning_rate_control_relative_error_relative_lr": "relative_error_relative_lr",
-            "learning_rate_control_min_num_epochs_per_new_lr": "min_num_epochs_per_new_lr",
-            "newbob_learning_rate_decay": "decay",
-            "newbob_relative_error_threshold": "relative_error_threshold",
-            "newbob_relative_error_div_by_old": "relative_error_div_by_old",
-            "newbob_error_threshold": "error_threshold",
-            "min_learning_rate": "min_learning_rate",
-            "pretrain_learning_rate": "pretrain_learning_rate",
-        }
-        for key, arg in names.items():
+        for key, arg in LR_CONFIG_ARGS.items():
             if key in config and config[key] is not None:
                 kwargs[arg] = config[key]
         return cls(**kwargs)

@@ -1,20 +1,26 @@
-"""Helpers for the TrainingState the epoch manager saves and restores: the net dict as JSON, the pretrain step,
-the checkpoint's params by layer, and the callbacks' states on restore."""
+"""The TrainingState the epoch manager saves and restores: the net dict as JSON, the pretrain step, the
+checkpoint's params by layer, and the callbacks' states."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from transition.store._callback_state import collect_callback_states, restore_callback_states
 from transition.errors import ConfigError, did_you_mean
+from transition.store._callback_state import collect_callback_states, restore_callback_states
+from transition.store._rng import capture_rng_state
+from transition.store._state import EpochRecord, TrainingState
 
 if TYPE_CHECKING:
     import numpy as np
 
     from transition.netdict._pretrain import Pretrain
+    from transition.network._network import Network
 
-__all__ = ["jsonable_net_dict", "pretrain_step", "params_by_layer", "restore_callbacks"]
+__all__ = ["STOPPED_KEY", "jsonable_net_dict", "pretrain_step", "params_by_layer", "restore_callbacks",
+           "training_state"]
+
+STOPPED_KEY = "transition.stopped"  # TrainingState.extra: a callback stopped the training
 
 
 def jsonable_net_dict(value: Any) -> Any:
@@ -51,6 +57,26 @@ def params_by_layer(params: Mapping[str, np.ndarray]) -> dict[str, dict[str, np.
         layer, _, param = name.partition("/")
         values.setdefault(layer, {})[param] = arr
     return values
+
+
+def training_state(epoch: int, epoch_finished: bool, global_step: int, step_in_epoch: int, *, network: Network,
+                   pretrain: Pretrain | None, lr_history: Mapping[int, EpochRecord], callbacks: Sequence[object],
+                   shuffle_seed: int, stopped: bool) -> TrainingState:
+    """The TrainingState of a checkpoint at `epoch` (finished, or after `step_in_epoch` steps of it)."""
+    step = 0 if epoch_finished else step_in_epoch
+    return TrainingState(
+        epoch=epoch,
+        epoch_finished=epoch_finished,
+        global_step=global_step,
+        step_in_epoch=step,
+        pretrain_step=pretrain_step(pretrain, epoch),
+        net_dict=jsonable_net_dict(network.net_dict) if network.net_dict is not None else None,
+        learning_rate_history=lr_history,
+        rng=capture_rng_state(network.keras_model),
+        data_position={"epoch": epoch, "batch_index": step, "shuffle_seed": shuffle_seed},
+        callbacks=collect_callback_states(callbacks),
+        extra={STOPPED_KEY: True} if stopped else {},
+    )
 
 
 def restore_callbacks(callbacks: Sequence[object], saved: Mapping[str, Mapping[str, Any]], prefix: str,

@@ -19,7 +19,8 @@ PREEMPTED_EXIT_CODE = 75
 
 
 class PreemptionHandler:
-    """`with PreemptionHandler() as p: ... if p.requested: save(); p.exit()`; restores the previous handlers on exit.
+    """`with PreemptionHandler() as p: ... if p.requested: save(); raise SystemExit(PREEMPTED_EXIT_CODE)`; restores the
+    previous handlers on exit.
 
     Signal handlers can only be installed from the main thread; elsewhere `__enter__` raises RuntimeError.
     """
@@ -60,10 +61,6 @@ class PreemptionHandler:
         for sig, previous in self._previous.items():
             signal.signal(sig, previous if previous is not None else signal.SIG_DFL)
         self._previous.clear()
-
-    def exit(self) -> None:
-        """Raise SystemExit(PREEMPTED_EXIT_CODE); call it after the checkpoint is saved (and the store closed)."""
-        raise SystemExit(PREEMPTED_EXIT_CODE)
 
     def __enter__(self) -> PreemptionHandler:
         self.install()

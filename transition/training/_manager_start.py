@@ -1,0 +1,119 @@
+"""How a `TransitionManager` starts: building networks and optimizers (in the strategy's scope), a fresh start with
+RETURNN's loading rules, or a restore from the store's checkpoint that the resume decision picked."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from transition.checkpoint._epochs import list_epoch_models
+from transition.checkpoint._load_options import LoadDecision, decide_and_load, decide_loading
+from transition.errors import CheckpointError
+from transition.network._network import Network
+from transition.store._info import CheckpointInfo
+from transition.store._state import TrainingState
+from transition.store._store import CheckpointStore
+from transition.training._manager_state import params_by_layer
+from transition.training._optimizer_state import OptimizerFactory, assign_checkpoint_params, restore_optimizer
+
+if TYPE_CHECKING:
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+__all__ = ["Builder", "Position", "StartPoint", "fresh_start", "restore_start"]
+
+
+@attrs.define
+class Position:
+    """Where the manager is: the current (or last) epoch, the next one, steps within it and in all."""
+
+    epoch: int = 0
+    next_epoch: int = 1
+    step_in_epoch: int = 0
+    global_step: int = 0
+    resumed_into_epoch: bool = False  # the current epoch was resumed mid-way (no transition at its start)
+
+
+@attrs.frozen
+class Builder:
+    """Builds networks and optimizers, in the strategy's scope when there is one."""
+
+    extern_data: Mapping[str, Any]
+    optimizer_factory: OptimizerFactory
+    strategy: tf.distribute.Strategy | None = None
+
+    def scope(self) -> contextlib.AbstractContextManager[Any]:
+        return self.strategy.scope() if self.strategy is not None else contextlib.nullcontext()
+
+    def network(self, net_dict: Mapping[str, Any],
+                initial_values: Mapping[str, Mapping[str, np.ndarray]] | None = None) -> Network:
+        with self.scope():
+            return Network.from_dict(dict(net_dict), dict(self.extern_data), initial_values=initial_values)
+
+    def optimizer(self, network: Network) -> keras.optimizers.Optimizer:
+        with self.scope():
+            opt = self.optimizer_factory()
+            opt.build(list(network.trainable_variables))
+        return opt
+
+
+@attrs.frozen
+class StartPoint:
+    """What a start gives: the network and optimizer, the position, and the loading decision (fresh start) or the
+    checkpoint and its training state (restore)."""
+
+    network: Network
+    optimizer: keras.optimizers.Optimizer
+    position: Position
+    decision: LoadDecision | None = None
+    restored_from: CheckpointInfo | None = None
+    state: TrainingState | None = None
+
+    @property
+    def log_line(self) -> str:
+        if self.decision is not None:
+            return f"loading: {self.decision.log_line}"
+        assert self.restored_from is not None and self.state is not None
+        pos = self.position
+        where = (f"after epoch {pos.epoch}" if self.state.epoch_finished
+                 else f"in epoch {pos.epoch} after step {pos.step_in_epoch}")
+        return f"resuming from {self.restored_from.prefix} ({where}, global step {pos.global_step})"
+
+
+def fresh_start(model: str, load_options: Mapping[str, Any], build: Builder,
+                net_dict_for_epoch: Callable[[int], Mapping[str, Any]]) -> StartPoint:
+    """No checkpoint of our own: RETURNN's loading rules decide what is loaded and where training starts."""
+    existing = list_epoch_models(model)
+    plan = decide_loading(load_options, "train", existing)
+    net_epoch = plan.start_epoch or 1
+    if plan.model_file and not plan.new_training and plan.model_epoch:
+        net_epoch = plan.model_epoch  # load into the net the checkpoint was trained with; transition after
+    network = build.network(net_dict_for_epoch(net_epoch))
+    decision = decide_and_load(load_options, task="train", network=network, existing_epochs=existing)
+    next_epoch = int(decision.start_epoch or 1)
+    position = Position(epoch=next_epoch - 1, next_epoch=next_epoch, global_step=int(decision.global_train_step or 0))
+    return StartPoint(network, build.optimizer(network), position, decision=decision)
+
+
+def restore_start(store: CheckpointStore, info: CheckpointInfo, build: Builder,
+                  net_dict_for_epoch: Callable[[int], Mapping[str, Any]]) -> StartPoint:
+    """Restore the network of the checkpoint's epoch, its params and the optimizer's variables."""
+    restored = store.restore(info)
+    state = TrainingState.from_json_and_arrays(restored.state_json, restored.state_arrays,
+                                               source=f"{info.prefix}.state.json")
+    epoch = state.epoch
+    if epoch < 1:
+        raise CheckpointError(f"{info.prefix}: the training state has epoch {epoch}; expected >= 1")
+    network = build.network(net_dict_for_epoch(epoch), initial_values=params_by_layer(restored.params))
+    assign_checkpoint_params(network, restored.params, info.prefix)
+    optimizer = build.optimizer(network)
+    restore_optimizer(optimizer, network, restored.optimizer, info.prefix)
+    if state.epoch_finished:
+        position = Position(epoch, epoch + 1, 0, state.global_step)
+    else:
+        position = Position(epoch, epoch, state.step_in_epoch, state.global_step, resumed_into_epoch=True)
+    return StartPoint(network, optimizer, position, restored_from=info, state=state)

@@ -1,0 +1,154 @@
+"""`ManagerOptions`: every option of `TransitionManager`, declared once (name, type check, default, config key, help).
+
+The manager takes them as keyword arguments, the config loader derives its known keys (and their checks and
+defaults) from the fields that have a config key, and `transition train --help` lists them.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import attrs
+
+from transition.errors import ConfigError, did_you_mean
+
+__all__ = ["Check", "ManagerOptions", "CONFIG", "HELP", "option_signature"]
+
+CONFIG = "transition.config"  # metadata key: the config file's name of the option (None: API only)
+HELP = "transition.help"  # metadata key: one line for people
+
+
+@attrs.frozen
+class Check:
+    """A check of one option's value: `pred(value)` must hold; `what` describes the valid values."""
+
+    pred: Callable[[Any], bool]
+    what: str
+
+    def check(self, name: str, value: Any, kind: str = "option") -> None:
+        """ConfigError naming the option (`kind` "option" or "config option") unless the value is valid."""
+        if not self.pred(value):
+            raise ConfigError(f"{kind} {name!r} must be {self.what}, got {value!r} ({type(value).__name__})")
+
+    def __call__(self, _instance: Any, attribute: attrs.Attribute, value: Any) -> None:  # an attrs validator
+        self.check(attribute.name, value)
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _optional(check: Check) -> Check:
+    return Check(lambda v: v is None or check.pred(v), f"{check.what} or None")
+
+
+ANY = Check(lambda v: True, "anything")
+DICT = Check(lambda v: isinstance(v, Mapping), "a dict")
+STR = Check(lambda v: isinstance(v, str), "a string")
+PATH = Check(lambda v: isinstance(v, (str, os.PathLike)) and bool(os.fspath(v)), "a path string")
+BOOL = Check(lambda v: isinstance(v, bool), "True or False")
+INT = Check(_is_int, "an int")
+POS_INT = Check(lambda v: _is_int(v) and v >= 1, "an int >= 1")
+NONNEG_INT = Check(lambda v: _is_int(v) and v >= 0, "an int >= 0")
+FUNC = Check(callable, "a function")
+SEQ = Check(lambda v: isinstance(v, (list, tuple)), "a list")
+OPTIMIZER = Check(lambda v: callable(v) or (isinstance(v, Mapping) and isinstance(v.get("class"), str)),
+                  'a dict with a "class" (e.g. {"class": "adam", "epsilon": 1e-8}) or a function returning a Keras '
+                  "optimizer")
+PRETRAIN = Check(lambda v: isinstance(v, (bool, str, Mapping)) or type(v).__name__ == "Pretrain",
+                 'None, "default", a dict of Pretrain options, or a Pretrain')
+
+
+def _option(default: Any = attrs.NOTHING, check: Check | None = None, *, config: str | None | bool = True,
+            help: str) -> Any:  # noqa: A002 - the option's help text
+    """An attrs field with its check, config key (True: the field's name; None: API only) and help."""
+    validator = check if check is None or default is attrs.NOTHING else attrs.validators.optional(check)
+    return attrs.field(default=default, validator=validator, kw_only=True,
+                       metadata={CONFIG: config, HELP: help, "check": check})
+
+
+@attrs.frozen
+class ManagerOptions:
+    """The options of a `TransitionManager` (see each field's help); checked when made."""
+
+    model: str = _option(check=PATH, help="checkpoint prefix, e.g. 'runs/exp/network' (epochs at network.001, ...)")
+    network: Mapping[str, Any] | None = _option(None, DICT, help="the RETURNN-style net dict (the final one with "
+                                                "pretrain)")
+    get_network: Callable[..., Any] | None = _option(None, FUNC, help="get_network(epoch, **kwargs) -> net dict, "
+                                                     "per epoch")
+    extern_data: Mapping[str, Any] = _option(check=DICT, help="the data keys: {'data': {'dim': 64}, 'classes': "
+                                             "{'dim': 10, 'sparse': True}}")
+    optimizer: Any = _option({"class": "adam"}, OPTIMIZER, help="{'class': 'adam', ...} (a Keras optimizer class "
+                             "and its options) or a function returning an optimizer")
+    num_epochs: int = _option(check=POS_INT, help="number of epochs to train")
+    pretrain: Any = _option(None, PRETRAIN, help="pretraining: 'default', a dict of Pretrain options, or a Pretrain")
+    callbacks: Sequence[object] = _option((), SEQ, help="callbacks whose state is saved with the checkpoints "
+                                          "(state_dict / load_state_dict; Keras EarlyStopping & co. are adapted)")
+    learning_rate_control: Any = _option(None, config=None, help="a LearningRateControl (the config gives it by "
+                                         "learning_rate, learning_rate_control, newbob_*, ...)")
+    load: str | None = _option(None, PATH, help="load this checkpoint and continue its training")
+    load_epoch: int | None = _option(None, POS_INT, help="epoch of the checkpoint under `model` to load")
+    import_model_train_epoch1: str | None = _option(None, PATH, help="initialise from this checkpoint and start at "
+                                                    "epoch 1")
+    allow_random_model_init: bool = _option(False, BOOL, help="allow a non-training task without a model")
+    load_ignore_missing_vars: bool = _option(False, BOOL, help="params missing from the loaded checkpoint keep "
+                                             "their init")
+    preload_from_files: Mapping[str, Any] | None = _option(None, DICT, help="{name: {'filename': ..., "
+                                                           "'init_for_train': True, ...}}")
+    keep: Any = _option(None, config=None, help="a KeepPolicy (the config gives it by keep_last_n, keep_best_n, ...)")
+    save_every_n_steps: int | None = _option(None, POS_INT, help="also save within an epoch every N (global) steps")
+    seed: int = _option(42, INT, config="random_seed", help="seed of Python, numpy, TF and the data shuffle")
+    init_new_network_callback: Callable[..., Any] | None = _option(
+        None, FUNC, help="init_new_network_callback(new_epoch=, new_network=, old_network_params=)")
+    strategy: Any = _option(None, config=None, help="a tf.distribute.Strategy: networks and optimizers are built "
+                            "in its scope")
+    resume: bool = _option(True, BOOL, config=None, help="resume from the model's checkpoints (False: refuse to "
+                           "start when there are some)")
+    handle_preemption: bool = _option(True, BOOL, config=None, help="save and exit with 75 on SIGTERM / SIGUSR1")
+    log: Callable[[str], None] | None = _option(None, FUNC, config=None, help="where the loading / resume lines "
+                                                "go (default: print)")
+
+    def __attrs_post_init__(self) -> None:
+        if (self.network is None) == (self.get_network is None):
+            raise ConfigError("give exactly one of network (a net dict) and get_network (a function of the epoch)")
+        if self.pretrain is not None and self.get_network is not None:
+            raise ConfigError("give either pretrain or get_network, not both: pretrain needs 'network' (the final "
+                              "net dict)")
+
+    @classmethod
+    def make(cls, **options: Any) -> ManagerOptions:
+        """`ManagerOptions(**options)`, an unknown or missing option a ConfigError naming it."""
+        fields = attrs.fields_dict(cls)
+        for key in options:
+            if key not in fields:
+                raise ConfigError(f"TransitionManager: unknown option {key!r}{did_you_mean(key, fields)}; the options "
+                                  f"are {', '.join(fields)}")
+        for key, field in fields.items():
+            if field.default is attrs.NOTHING and key not in options:
+                raise ConfigError(f"TransitionManager: option {key!r} is required: {field.metadata[HELP]}")
+        return cls(**options)
+
+    @classmethod
+    def config_keys(cls) -> dict[str, attrs.Attribute]:
+        """{config key: field} of the options a config file sets directly."""
+        out = {}
+        for field in attrs.fields(cls):
+            key = field.metadata[CONFIG]
+            if key is not None:
+                out[field.name if key is True else key] = field
+        return out
+
+
+def option_signature(head: Sequence[inspect.Parameter]) -> inspect.Signature:
+    """The signature `head` + every option as a keyword (for `help(TransitionManager)`)."""
+    params = list(head)
+    names = {p.name for p in params}
+    for field in attrs.fields(ManagerOptions):
+        if field.name not in names:
+            default = inspect.Parameter.empty if field.default is attrs.NOTHING else field.default
+            params.append(inspect.Parameter(field.name, inspect.Parameter.KEYWORD_ONLY, default=default,
+                                            annotation=field.type))
+    return inspect.Signature(params)
