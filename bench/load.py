@@ -32,7 +32,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 import numpy as np  # noqa: E402
-
 from _common import net_dict  # noqa: E402  (bench/ is on the path as the script's folder)
 
 
@@ -47,8 +46,8 @@ def main() -> None:
     args = ap.parse_args()
 
     from transition.checkpoint._bundle_reader import TFBundleReader
-    from transition.checkpoint._loading import execute_plan, load_checkpoint
     from transition.checkpoint._load_plan import network_param_specs, plan_load
+    from transition.checkpoint._loading import execute_plan, load_checkpoint
     from transition.checkpoint._tools import write_checkpoint
     from transition.network._network import Network
 

@@ -29,12 +29,11 @@ quiet_tensorflow()
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from _common import best_time  # noqa: E402  (bench/ is on the path as the script's folder)
 
 from transition.store import _atomic  # noqa: E402
 from transition.store._keep import KeepPolicy  # noqa: E402
 from transition.store._store import CheckpointStore
-
-from _common import best_time  # noqa: E402  (bench/ is on the path as the script's folder)
 
 
 def main() -> None:

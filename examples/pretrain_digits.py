@@ -23,8 +23,8 @@ import tensorflow as tf  # noqa: E402
 from sklearn.datasets import load_digits  # noqa: E402
 
 from transition.netdict._netdict import diff_net_dicts  # noqa: E402
-from transition.network._network import Network  # noqa: E402
 from transition.netdict._pretrain import Pretrain  # noqa: E402
+from transition.network._network import Network  # noqa: E402
 from transition.network._transition import transition_network  # noqa: E402
 
 EXTERN_DATA = {"data": {"shape": (64,)}, "classes": {"dim": 10, "sparse": True, "shape": ()}}

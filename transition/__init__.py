@@ -9,9 +9,17 @@ from __future__ import annotations
 
 from transition.errors import (
     CheckpointError as CheckpointError,
+)
+from transition.errors import (
     ConfigError as ConfigError,
+)
+from transition.errors import (
     MissingParamsError as MissingParamsError,
+)
+from transition.errors import (
     ShapeMismatchError as ShapeMismatchError,
+)
+from transition.errors import (
     TransitionError as TransitionError,
 )
 

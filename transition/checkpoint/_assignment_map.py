@@ -12,10 +12,15 @@ from typing import Any
 
 import attrs
 
-from transition.errors import ConfigError, MissingParamsError, ShapeMismatchError, did_you_mean
-from transition.checkpoint._load_report import LoadReport
 from transition.checkpoint._load_plan import np_dtype
+from transition.checkpoint._load_report import LoadReport
 from transition.checkpoint._reader import open_checkpoint
+from transition.errors import (
+    ConfigError,
+    MissingParamsError,
+    ShapeMismatchError,
+    did_you_mean,
+)
 
 __all__ = ["init_from_checkpoint", "resolve_assignment_map", "Assignment"]
 

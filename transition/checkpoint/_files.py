@@ -19,8 +19,13 @@ import zipfile
 
 import numpy as np
 
+from transition.checkpoint._reader_base import (
+    CheckpointReader,
+    Shape,
+    first_line,
+    strip_tensor_suffix,
+)
 from transition.errors import CheckpointError
-from transition.checkpoint._reader_base import CheckpointReader, Shape, first_line, strip_tensor_suffix
 
 __all__ = ["NpzReader", "NpyReader", "KerasH5Reader"]
 

@@ -14,11 +14,11 @@ from typing import Any
 import attrs
 
 from transition.checkpoint._epochs import list_epoch_models
-from transition.checkpoint._naming import epoch_from_filename
-from transition.errors import ConfigError, did_you_mean
 from transition.checkpoint._load_report import LoadReport
 from transition.checkpoint._loading import load_checkpoint
+from transition.checkpoint._naming import epoch_from_filename
 from transition.checkpoint._reader import open_checkpoint
+from transition.errors import ConfigError, did_you_mean
 
 __all__ = [
     "PRELOAD_KEYS",

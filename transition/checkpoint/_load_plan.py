@@ -17,10 +17,16 @@ import attrs
 import numpy as np
 
 from transition.checkpoint._load_report import LoadReport
-from transition.errors import ConfigError, MissingParamsError, ShapeMismatchError, did_you_mean
+from transition.errors import (
+    ConfigError,
+    MissingParamsError,
+    ShapeMismatchError,
+    did_you_mean,
+)
 from transition.params._copy_modes import Action, decide_copy, layer_import, resets
 
-__all__ = ["CheckpointSource", "DictSource", "ParamLoadPlan", "network_param_specs", "plan_load", "np_dtype"]
+__all__ = ["CheckpointSource", "DictSource", "LoadOptions", "ParamLoadPlan", "network_param_specs", "plan_load",
+           "np_dtype"]
 
 Shape = tuple[int, ...]
 Specs = Mapping[str, tuple[Shape, np.dtype]]
@@ -65,6 +71,39 @@ class DictSource:
 
     def read(self, name: str) -> np.ndarray:
         return self._values[name]
+
+
+@attrs.frozen(kw_only=True)
+class LoadOptions:
+    """The options of a load (`load_checkpoint`, `restore_from_dict`, `plan_load`, preload entries), declared once.
+
+    `prefix` selects the network's params starting with it and loads them from the checkpoint name without it.
+    `ignore_params` / `ignore_params_prefixes` name checkpoint-side names. `var_name_mapping` {network name:
+    checkpoint name} wins over an equal name. `custom_missing_load_func(name=, shape=, reader=)` may return a value
+    for a param missing from the checkpoint (name is the checkpoint-side name). `cast` allows float casts.
+    `skip_params` (network names) are left alone. `ignore_missing`: params the checkpoint lacks keep their value.
+    """
+
+    prefix: str = ""
+    ignore_missing: bool = False
+    ignore_params: Iterable[str] = ()
+    ignore_params_prefixes: Iterable[str] = ()
+    var_name_mapping: Mapping[str, str] | None = None
+    custom_missing_load_func: Callable[..., np.ndarray | None] | None = None
+    cast: bool = False
+    skip_params: Collection[str] = frozenset()
+
+    @classmethod
+    def make(cls, where: str, **options: Any) -> LoadOptions:
+        """`LoadOptions(**options)`; an unknown option is a ConfigError naming it and `where` it was given."""
+        names = [f.name for f in attrs.fields(cls)]
+        for key in options:
+            if key not in names:
+                raise ConfigError(f"{where}: unknown option {key!r}{did_you_mean(key, names)}; options are {names}")
+        return cls(**options)
+
+    def evolve(self, **changes: Any) -> LoadOptions:
+        return attrs.evolve(self, **changes)
 
 
 @attrs.frozen(eq=False)
@@ -335,39 +374,34 @@ def plan_load(
     source: CheckpointSource,
     *,
     path: str = "<checkpoint>",
-    prefix: str = "",
-    ignore_missing: bool = False,
-    ignore_params: Iterable[str] = (),
-    ignore_params_prefixes: Iterable[str] = (),
-    var_name_mapping: Mapping[str, str] | None = None,
-    custom_missing_load_func: Callable[..., np.ndarray | None] | None = None,
-    cast: bool = False,
-    skip_params: Collection[str] = frozenset(),
     copy_modes: Mapping[str, str] | None = None,
+    options: LoadOptions | None = None,
+    **load_options: Any,
 ) -> ParamLoadPlan:
     """Decide, from names, shapes and dtypes only, what a load does; raise every error before anything is assigned.
 
     `specs` are the network's params {"layer/param": (shape, dtype)}; `custom_layers` the layers whose callable
     custom_param_importer takes their values; `copy_modes` {"layer/param": mode} the params whose layer's
     custom_param_importer is a copy mode ("reset": kept at init; "ifpossible": kept at init if the shape differs;
-    "subset": a differing shape with the same number of dims is copied in part). See `load_checkpoint` for the
-    other options.
+    "subset": a differing shape with the same number of dims is copied in part). The other options are those of
+    `LoadOptions` (`options`, or as keywords).
     """
-    planner = _Planner(specs, source, path, prefix, copy_modes or {}, skip_params,
-                       _Ignores(ignore_params, ignore_params_prefixes))
+    o = options if options is not None else LoadOptions.make("plan_load", **load_options)
+    planner = _Planner(specs, source, path, o.prefix, copy_modes or {}, o.skip_params,
+                       _Ignores(o.ignore_params, o.ignore_params_prefixes))
     planner.check_prefix()
-    mapping = planner.resolve_mapping(dict(var_name_mapping or {}))
+    mapping = planner.resolve_mapping(dict(o.var_name_mapping or {}))
     candidates, custom_sel = planner.classify(mapping, custom_layers)
     planner.plan_custom(custom_sel, mapping)
     planner.ignores.check(planner.resolved.values(), planner.ckpt_names)
     out = planner.out
     if not candidates and not out.custom and not out.skipped and not out.missing and not out.kept_init:
         raise ConfigError(f"nothing selected to load from {path}: the network has {len(specs)} params, "
-                          f"prefix={prefix!r} selects {len(planner.selected)}, ignore_params/ignore_params_prefixes "
-                          f"leave none; check prefix and the ignore options")
+                          f"prefix={o.prefix!r} selects {len(planner.selected)}, ignore_params/"
+                          "ignore_params_prefixes leave none; check prefix and the ignore options")
     for net_name in candidates:
-        planner.plan_param(net_name, custom_missing_load_func, cast)
-    planner.check_missing(ignore_missing)
+        planner.plan_param(net_name, o.custom_missing_load_func, o.cast)
+    planner.check_missing(o.ignore_missing)
     return ParamLoadPlan(path=path, source=source, assign=out.assign, supplied=out.supplied, cast=out.cast,
                          custom=out.custom, custom_skipped=out.custom_skipped, partial=out.partial,
                          report=planner.report(custom_sel))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import attrs
@@ -17,13 +17,15 @@ import numpy as np
 from transition.checkpoint._load_plan import (
     CheckpointSource,
     DictSource,
+    LoadOptions,
     ParamLoadPlan,
     network_param_specs,
     plan_load,
 )
 from transition.checkpoint._load_report import LoadReport
 from transition.checkpoint._reader import open_checkpoint
-from transition.errors import ConfigError, MissingParamsError, did_you_mean
+from transition.errors import ConfigError, MissingParamsError
+from transition.internal._signature import with_options_signature
 
 __all__ = [
     "LoadReport",
@@ -74,60 +76,32 @@ def _split(network: Any, net_name: str) -> tuple[str, str]:
     return best, net_name[len(best) + 1:]
 
 
-_OPTION_NAMES = ("prefix", "ignore_missing", "ignore_params", "ignore_params_prefixes", "var_name_mapping",
-                 "custom_missing_load_func", "cast", "skip_params")
-
-
-def _load_from_source(network: Any, source: CheckpointSource, path: str, options: Mapping[str, Any]) -> LoadReport:
+def _load_from_source(network: Any, source: CheckpointSource, path: str, options: LoadOptions) -> LoadReport:
     specs, custom, copy_modes = network_param_specs(network)
-    return execute_plan(network, plan_load(specs, custom, source, path=path, copy_modes=copy_modes, **options))
+    return execute_plan(network, plan_load(specs, custom, source, path=path, copy_modes=copy_modes, options=options))
 
 
-def load_checkpoint(
-    network: Any,
-    filename: str | os.PathLike,
-    *,
-    prefix: str = "",
-    ignore_missing: bool = False,
-    ignore_params: Iterable[str] = (),
-    ignore_params_prefixes: Iterable[str] = (),
-    var_name_mapping: Mapping[str, str] | None = None,
-    custom_missing_load_func: Callable[..., np.ndarray | None] | None = None,
-    cast: bool = False,
-    skip_params: Collection[str] = frozenset(),
-) -> LoadReport:
-    """Load params from a checkpoint into `network` (RETURNN's CustomCheckpointLoader, strict).
+@with_options_signature(LoadOptions, head=2)
+def load_checkpoint(network: Any, filename: str | os.PathLike, **options: Any) -> LoadReport:
+    """Load params from a checkpoint into `network` (RETURNN's CustomCheckpointLoader, strict); the options are
+    those of `LoadOptions`.
 
-    Param W of layer l1 is ``l1/W``. `prefix` selects the network's params starting with it and loads them from
-    the checkpoint name without it. `ignore_params` / `ignore_params_prefixes` name checkpoint-side names.
-    `var_name_mapping` {network name: checkpoint name} wins over an equal name. Layers with a callable
-    custom_param_importer get every checkpoint value under their name (relative to the layer) via
-    `set_param_values_by_dict`, and the importer assigns; a copy-mode importer ("reset", "ifpossible", "subset")
-    decides for its layer's params what a differing shape means (see `plan_load`).
-    `custom_missing_load_func(name=, shape=, reader=)` may return a value for a param missing from the checkpoint
-    (name is the checkpoint-side name). `cast` allows float casts. `skip_params` (network names) are left alone.
-    Every error is raised before anything is assigned.
+    Param W of layer l1 is ``l1/W``. Layers with a callable custom_param_importer get every checkpoint value under
+    their name (relative to the layer) via `set_param_values_by_dict`, and the importer assigns; a copy-mode
+    importer ("reset", "ifpossible", "subset") decides for its layer's params what a differing shape means (see
+    `plan_load`). Every error is raised before anything is assigned.
     """
+    opts = LoadOptions.make("load_checkpoint", **options)
     path = os.fspath(filename)
     with open_checkpoint(path) as source:
-        return _load_from_source(network, source, path, dict(
-            prefix=prefix, ignore_missing=ignore_missing, ignore_params=ignore_params,
-            ignore_params_prefixes=ignore_params_prefixes, var_name_mapping=var_name_mapping,
-            custom_missing_load_func=custom_missing_load_func, cast=cast, skip_params=skip_params))
+        return _load_from_source(network, source, path, opts)
 
 
+@with_options_signature(LoadOptions, head=2)
 def restore_from_dict(network: Any, values: Mapping[str, Any], **options: Any) -> LoadReport:
-    """Tensorpack's DictRestore: load from {name: array} (``:0`` suffixes removed), same options as
+    """Tensorpack's DictRestore: load from {name: array} (``:0`` suffixes removed), with the options of
     `load_checkpoint`."""
-    _check_option_keys(options, "restore_from_dict")
-    return _load_from_source(network, DictSource(values), "<dict>", options)
-
-
-def _check_option_keys(options: Mapping[str, Any], where: str) -> None:
-    for key in options:
-        if key not in _OPTION_NAMES:
-            raise ConfigError(f"{where}: unknown option {key!r}{did_you_mean(key, _OPTION_NAMES)}; "
-                              f"options are {list(_OPTION_NAMES)}")
+    return _load_from_source(network, DictSource(values), "<dict>", LoadOptions.make("restore_from_dict", **options))
 
 
 def chain_restore(
@@ -151,18 +125,18 @@ def _chain(network: Any, sources: Iterable[Any], opened: contextlib.ExitStack, i
     specs, custom, copy_modes = network_param_specs(network)
     plans: list[ParamLoadPlan] = []
     for i, entry in enumerate(sources):
-        src, options = (entry if isinstance(entry, tuple) else (entry, {}))
-        _check_option_keys(options, f"chain_restore source {i}")
-        if "ignore_missing" in options:
+        src, given = (entry if isinstance(entry, tuple) else (entry, {}))
+        options = LoadOptions.make(f"chain_restore source {i}", **given)
+        if "ignore_missing" in given:
             raise ConfigError(f"chain_restore source {i}: 'ignore_missing' is not a per-source option (a param is "
                               f"missing only if no source has it); pass chain_restore(..., ignore_missing=True)")
-        options = {**options, "ignore_missing": True}
+        options = options.evolve(ignore_missing=True)
         if isinstance(src, Mapping):
             source, path = DictSource(src, path=f"<dict {i}>"), f"<dict {i}>"
         else:
             path = os.fspath(src)
             source = opened.enter_context(open_checkpoint(path))
-        plans.append(plan_load(specs, custom, source, path=path, copy_modes=copy_modes, **options))
+        plans.append(plan_load(specs, custom, source, path=path, copy_modes=copy_modes, options=options))
     if not plans:
         raise ConfigError("chain_restore needs at least one source")
     # A later source overrides an earlier one: drop what later plans set from earlier plans (read nothing twice).

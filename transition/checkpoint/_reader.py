@@ -16,7 +16,11 @@ import os
 
 import numpy as np
 
-from transition.checkpoint._epochs import find_epoch_model, is_uncommitted, list_epoch_models
+from transition.checkpoint._epochs import (
+    find_epoch_model,
+    is_uncommitted,
+    list_epoch_models,
+)
 from transition.checkpoint._naming import INDEX_SUFFIX, META_SUFFIX, strip_tf_suffix
 from transition.checkpoint._reader_base import CheckpointReader
 from transition.errors import CheckpointError, close_matches

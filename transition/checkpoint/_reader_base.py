@@ -10,7 +10,12 @@ from typing import Any
 
 import numpy as np
 
-from transition.errors import CheckpointError, MissingParamsError, TransitionError, did_you_mean
+from transition.errors import (
+    CheckpointError,
+    MissingParamsError,
+    TransitionError,
+    did_you_mean,
+)
 
 __all__ = ["CheckpointReader", "Shape", "strip_tensor_suffix", "first_line"]
 

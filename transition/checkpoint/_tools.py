@@ -15,10 +15,22 @@ from typing import NamedTuple
 
 import numpy as np
 
-from transition.errors import CheckpointError, ConfigError, MissingParamsError, ShapeMismatchError, did_you_mean
 from transition.checkpoint._bundle_writer import write_bundle
+from transition.checkpoint._naming import (
+    INDEX_SUFFIX,
+    parse_data_suffix,
+    strip_tf_suffix,
+)
 from transition.checkpoint._reader import open_checkpoint
 from transition.checkpoint._reader_base import CheckpointReader, strip_tensor_suffix
+from transition.errors import (
+    CheckpointError,
+    ConfigError,
+    MissingParamsError,
+    ShapeMismatchError,
+    did_you_mean,
+)
+from transition.internal import _fs
 
 __all__ = [
     "CheckpointEntry",
@@ -122,16 +134,14 @@ def _write_npz(values: Mapping[str, np.ndarray], dst: str) -> None:
 
 
 def _tf_files(prefix: str) -> list[str]:
+    """The `.index` and `.data-*` files of the bundle at `prefix` (none where its directory cannot be listed)."""
     directory, base = os.path.split(prefix)
     try:
-        listing = os.listdir(directory or ".")
+        listing = _fs.listdir(directory or ".")
     except OSError:
         return []
-    return [
-        os.path.join(directory, f)
-        for f in listing
-        if f == base + ".index" or (f.startswith(base + ".data-") and "-of-" in f)
-    ]
+    return [os.path.join(directory, f) for f in listing
+            if f == base + INDEX_SUFFIX or (f.startswith(base + ".data-") and parse_data_suffix(f) is not None)]
 
 
 def _write_tf(values: Mapping[str, np.ndarray], dst: str) -> None:
@@ -139,7 +149,7 @@ def _write_tf(values: Mapping[str, np.ndarray], dst: str) -> None:
     try:
         write_bundle(tmp, {n: np.require(v, requirements="C") for n, v in values.items()})
         old = _tf_files(dst)
-        written = sorted(_tf_files(tmp), key=lambda f: f.endswith(".index"))  # data first, index last
+        written = sorted(_tf_files(tmp), key=lambda f: f.endswith(INDEX_SUFFIX))  # data first, index last
         for f in written:
             final = dst + f[len(tmp) :]
             os.replace(f, final)
@@ -162,9 +172,9 @@ def write_checkpoint(values: Mapping[str, np.ndarray], dst: str | os.PathLike, *
     if not values:
         raise CheckpointError(f"nothing to write to {dst}: no arrays selected")
     is_npz = dst.endswith(".npz")
-    if dst.endswith((".index", ".meta")) or ".data-" in os.path.basename(dst):
+    if strip_tf_suffix(dst) != dst:
         raise ConfigError(f"give the destination TF checkpoint as a prefix, not a file inside it: {dst}")
-    exists = os.path.exists(dst) if is_npz else os.path.exists(dst + ".index")
+    exists = _fs.exists(dst) if is_npz else _fs.exists(dst + INDEX_SUFFIX)
     if exists and not overwrite:
         raise CheckpointError(f"{dst} exists already; delete it or pass overwrite=True (--force)")
     os.makedirs(os.path.dirname(dst) or ".", exist_ok=True)

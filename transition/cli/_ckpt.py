@@ -23,8 +23,8 @@ def _quiet_tf() -> None:
 
 def _cmd_inspect(args: argparse.Namespace) -> int:
     _quiet_tf()
-    from transition.checkpoint._tools import format_inspection, inspect_checkpoint
     from transition.checkpoint._reader import open_checkpoint
+    from transition.checkpoint._tools import format_inspection, inspect_checkpoint
 
     with open_checkpoint(args.path) as reader:
         kind, resolved, entries = reader.kind, reader.path, inspect_checkpoint(reader)

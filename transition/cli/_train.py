@@ -18,6 +18,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "the newest good checkpoint of the config's `model` when there is one. Options override config keys: "
         "--num_epochs=5 --learning_rate=1e-3. Exit code 75 after a preemption (SIGTERM / SIGUSR1): requeue the job.",
     )
+    p.epilog = _config_keys_help()
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.add_argument("--no-resume", action="store_true",
                    help="refuse to start when the model already has checkpoints (instead of resuming)")
     _add_config_arguments(p, run_train)
@@ -30,6 +32,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "whether it is copied, grown, reset / new, or imported by which custom_param_importer.",
     )
     _add_config_arguments(q, run_plan)
+
+
+def _config_keys_help() -> str:
+    """The config keys and what they do (from `ManagerOptions` and the config's own keys)."""
+    from transition.training._config import KNOWN_KEYS
+
+    width = max(len(k) for k in KNOWN_KEYS)
+    return "config keys (also as --key=value):\n" + "\n".join(
+        f"  {key:<{width}}  {spec.help}" for key, spec in sorted(KNOWN_KEYS.items()))
 
 
 def _add_config_arguments(parser: argparse.ArgumentParser, func: Callable[[argparse.Namespace], int]) -> None:

@@ -12,7 +12,11 @@ import numpy as np
 from transition.errors import ConfigError
 from transition.network._fast_init import as_tensor
 from transition.network._layers_base import NetLayer
-from transition.params._copy_modes import check_copy_param_mode, import_layer_values, layer_import
+from transition.params._copy_modes import (
+    check_copy_param_mode,
+    import_layer_values,
+    layer_import,
+)
 from transition.params._custom import call_custom_importer, custom_import_records
 from transition.params._report import ImportReport
 from transition.params._split import whole_axis_splits

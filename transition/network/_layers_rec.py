@@ -9,7 +9,12 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from transition.network._layers_base import REQUIRED, DataInfo, NetLayer, register_layer_class
+from transition.network._layers_base import (
+    REQUIRED,
+    DataInfo,
+    NetLayer,
+    register_layer_class,
+)
 
 __all__ = ["RecLayer", "LSTM_UNITS"]
 

@@ -13,7 +13,11 @@ import tensorflow as tf
 from transition.errors import ConfigError, did_you_mean
 from transition.network._build import build_from_dict
 from transition.network._fast_init import alias_numpy
-from transition.network._keras_wrap import keras_input_keys, keras_inputs_are_dict, keras_layers
+from transition.network._keras_wrap import (
+    keras_input_keys,
+    keras_inputs_are_dict,
+    keras_layers,
+)
 from transition.network._layer import Layer
 from transition.network._layers_base import NetLayer
 from transition.network._losses import layer_loss

@@ -27,8 +27,8 @@ from transition.internal._keras_private import (
     optimizer_trainable_variables,
 )
 from transition.network._fast_init import alias_numpy, as_tensor, zeros_tensor
-from transition.params._report import ImportReport, ParamRecord, ParamStatus
 from transition.params._copy_modes import import_layer_values, slot_copy_mode
+from transition.params._report import ImportReport, ParamRecord, ParamStatus
 
 __all__ = ["SlotsSnapshot", "named_slot_variables", "snapshot_slots", "restore_slots"]
 

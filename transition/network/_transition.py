@@ -13,12 +13,12 @@ from typing import Any
 import attrs
 import numpy as np
 
-from transition.params._report import ImportReport
-from transition.params._snapshot import ParamsSnapshot
-from transition.params._copy_modes import check_copy_param_mode, may_create_from_old
 from transition.netdict._netdict import NetDictDiff, diff_net_dicts, is_layer_key
 from transition.network._network import Network
 from transition.network._slots import SlotsSnapshot, restore_slots, snapshot_slots
+from transition.params._copy_modes import check_copy_param_mode, may_create_from_old
+from transition.params._report import ImportReport
+from transition.params._snapshot import ParamsSnapshot
 
 __all__ = ["TransitionResult", "transition_network"]
 

@@ -16,10 +16,19 @@ from typing import Any
 import attrs
 import numpy as np
 
-from transition.errors import ConfigError, ShapeMismatchError, TransitionError, did_you_mean
+from transition.errors import (
+    ConfigError,
+    ShapeMismatchError,
+    TransitionError,
+    did_you_mean,
+)
 from transition.params._report import ParamRecord, ParamStatus
 from transition.params._snapshot import SplitInfo
-from transition.params._split import check_axis_splits, copy_with_new_split_axes, whole_axis_splits
+from transition.params._split import (
+    check_axis_splits,
+    copy_with_new_split_axes,
+    whole_axis_splits,
+)
 
 __all__ = [
     "COPY_PARAM_MODES",

@@ -11,9 +11,9 @@ import warnings
 from collections.abc import Iterable, Mapping
 from typing import Any, Protocol, runtime_checkable
 
+from transition.errors import ConfigError, did_you_mean
 from transition.internal import _jsonsafe
 from transition.internal._keras_private import run_after_next_train_begin
-from transition.errors import ConfigError, did_you_mean
 
 __all__ = [
     "Stateful",

@@ -6,7 +6,14 @@ import os
 
 import attrs
 
-from transition.checkpoint._naming import INDEX_SUFFIX, CommitState, commit_state_of, parse_name
+from transition.checkpoint._naming import (
+    COMMIT_SUFFIX,
+    INDEX_SUFFIX,
+    PENDING_SUFFIX,
+    CommitState,
+    commit_state_of,
+    parse_name,
+)
 from transition.errors import CheckpointError
 from transition.internal import _fs
 from transition.store import _atomic
@@ -16,7 +23,7 @@ __all__ = ["list_checkpoints", "NOT_COMMITTED_FOREIGN"]
 
 NOT_COMMITTED_FOREIGN = "not committed: no commit file (not written by transition's store)"
 _NOT_COMMITTED_PENDING = "not committed: a save was interrupted or is under way (.pending)"
-_LISTED = frozenset({INDEX_SUFFIX, ".commit.json", ".pending"})
+_LISTED = frozenset({INDEX_SUFFIX, COMMIT_SUFFIX, PENDING_SUFFIX})
 
 
 def _candidates(model: str) -> dict[str, tuple[int, int, bool, set[str]]]:

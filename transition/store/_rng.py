@@ -21,7 +21,11 @@ import attrs
 import numpy as np
 
 from transition.errors import CheckpointError, ConfigError, did_you_mean
-from transition.internal._keras_private import global_seed_generator, layer_seed_generators, sublayers
+from transition.internal._keras_private import (
+    global_seed_generator,
+    layer_seed_generators,
+    sublayers,
+)
 
 __all__ = [
     "RngState",

@@ -14,8 +14,19 @@ import attrs
 import numpy as np
 
 from transition.checkpoint._bundle_reader import TFBundleReader
-from transition.checkpoint._naming import COMMIT_SUFFIX, INDEX_SUFFIX, STATE_SUFFIX, CommitState, commit_state
-from transition.errors import CheckpointError, ConfigError, MissingParamsError, did_you_mean
+from transition.checkpoint._naming import (
+    COMMIT_SUFFIX,
+    INDEX_SUFFIX,
+    STATE_SUFFIX,
+    CommitState,
+    commit_state,
+)
+from transition.errors import (
+    CheckpointError,
+    ConfigError,
+    MissingParamsError,
+    did_you_mean,
+)
 from transition.internal import _fs, _jsonsafe
 from transition.store._rng import RngState
 

@@ -18,7 +18,12 @@ import numpy as np
 
 from transition.checkpoint._bundle_reader import TFBundleReader
 from transition.checkpoint._bundle_writer import bundle_data_crc32, write_bundle
-from transition.checkpoint._naming import SINGLE_DATA_SUFFIX, STATE_SUFFIX, checkpoint_prefix
+from transition.checkpoint._naming import (
+    INDEX_SUFFIX,
+    SINGLE_DATA_SUFFIX,
+    STATE_SUFFIX,
+    checkpoint_prefix,
+)
 from transition.errors import CheckpointError, ConfigError, did_you_mean
 from transition.internal import _jsonsafe
 from transition.internal._aligned import needs_copy
@@ -29,7 +34,12 @@ from transition.store._keep import KeepPolicy
 from transition.store._listing import list_checkpoints
 from transition.store._lock import DirectoryLock, is_lockable
 from transition.store._resume import ResumeScan, scan_for_resume
-from transition.store._state import STATE_ARRAY_PREFIX, TrainingState, dumps_state, read_state_json
+from transition.store._state import (
+    STATE_ARRAY_PREFIX,
+    TrainingState,
+    dumps_state,
+    read_state_json,
+)
 from transition.store._writer import BackgroundWriter
 
 __all__ = ["CheckpointStore", "OPTIMIZER_PREFIX", "STATE_PREFIX"]
@@ -257,7 +267,7 @@ class CheckpointStore:
                     finally:
                         hasher.join()
                     _atomic.fault_point("bundle_written")
-                    pending.place(pending.temp_prefix + ".index", ".index")
+                    pending.place(pending.temp_prefix + INDEX_SUFFIX, INDEX_SUFFIX)
                     pending.write_bytes(STATE_SUFFIX, job["state"])
                 data_crc, data_size = crc.get("data", (None, None))  # None: the hasher failed, hash the file
                 pending.place(pending.temp_prefix + SINGLE_DATA_SUFFIX, SINGLE_DATA_SUFFIX, crc32=data_crc,

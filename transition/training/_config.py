@@ -23,7 +23,17 @@ from transition.errors import ConfigError, did_you_mean
 from transition.netdict._pretrain import Pretrain, pretrain_from_config
 from transition.store._keep import KeepPolicy
 from transition.training._lr_control import LR_CONFIG_KEYS, LearningRateControl
-from transition.training._options import ANY, BOOL, FUNC, HELP, INT, NONNEG_INT, POS_INT, Check, ManagerOptions
+from transition.training._options import (
+    ANY,
+    BOOL,
+    FUNC,
+    HELP,
+    INT,
+    NONNEG_INT,
+    POS_INT,
+    Check,
+    ManagerOptions,
+)
 
 __all__ = ["Config", "ConfigKey", "KNOWN_KEYS", "load_config", "parse_overrides", "manager_options"]
 

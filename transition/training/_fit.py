@@ -8,7 +8,10 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from transition.errors import ConfigError
-from transition.store._callback_state import collect_callback_states, restore_callback_states
+from transition.store._callback_state import (
+    collect_callback_states,
+    restore_callback_states,
+)
 from transition.training._data import data_for_epoch, is_tf_dataset
 
 __all__ = ["KerasFit", "keras_logs", "scores_from_keras_logs", "is_keras_callback", "is_tf_dataset"]

@@ -14,8 +14,13 @@ from typing import TYPE_CHECKING, Any, TextIO
 import tqdm
 
 from transition.errors import ConfigError
-from transition.training._data import check_numpy_data, data_for_epoch, num_numpy_batches, numpy_batches
 from transition.training._config import Config, load_config
+from transition.training._data import (
+    check_numpy_data,
+    data_for_epoch,
+    num_numpy_batches,
+    numpy_batches,
+)
 from transition.training._log import format_epoch_line
 from transition.training._manager import TransitionManager
 

@@ -19,7 +19,6 @@ RETURNN, the optimizer is neither reset at a rebuild nor at a resume. The option
 from __future__ import annotations
 
 import contextlib
-import inspect
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -28,6 +27,7 @@ import attrs
 from transition.checkpoint._load_options import decide_loading
 from transition.checkpoint._naming import checkpoint_prefix
 from transition.errors import ConfigError, TransitionError
+from transition.internal._signature import with_options_signature
 from transition.netdict._netdict import diff_net_dicts
 from transition.netdict._pretrain import Pretrain, pretrain_from_config
 from transition.network._transition import transition_network
@@ -40,15 +40,25 @@ from transition.training._data import epoch_seed, is_tf_dataset
 from transition.training._fit import KerasFit, is_keras_callback, keras_logs
 from transition.training._log import transition_summary
 from transition.training._lr_control import LearningRateControl
-from transition.training._manager_start import Builder, Position, StartPoint, fresh_start, restore_start
-from transition.training._manager_state import STOPPED_KEY, restore_callbacks, training_state
+from transition.training._manager_start import (
+    Builder,
+    Position,
+    StartPoint,
+    fresh_start,
+    restore_start,
+)
+from transition.training._manager_state import (
+    STOPPED_KEY,
+    restore_callbacks,
+    training_state,
+)
 from transition.training._optimizer_state import (
     learning_rate_of,
     optimizer_arrays,
     optimizer_factory,
     set_learning_rate,
 )
-from transition.training._options import ManagerOptions, option_signature
+from transition.training._options import ManagerOptions
 from transition.training._preempt import PREEMPTED_EXIT_CODE, PreemptionHandler
 
 if TYPE_CHECKING:
@@ -78,6 +88,7 @@ class TransitionManager:
     Every option is a field of `ManagerOptions`.
     """
 
+    @with_options_signature(ManagerOptions, head=3)  # help() lists every option
     def __init__(self, model: str, network: Mapping[str, Any] | None = None, **options: Any) -> None:
         if not isinstance(model, str) or not model:
             raise ConfigError(f"model must be a checkpoint path prefix like 'runs/exp/network', got {model!r}")
@@ -108,9 +119,6 @@ class TransitionManager:
         self.last_transition: TransitionResult | None = None
         self.load_decision: LoadDecision | None = None
         self.resumed_from: str | None = None
-
-    __init__.__signature__ = option_signature(  # type: ignore[attr-defined]  # help() lists every option
-        list(inspect.signature(__init__).parameters.values())[:3])
 
     # ------------------------------------------------------------------------------------------ construction
     @classmethod

@@ -10,14 +10,23 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from transition.checkpoint._epochs import list_epoch_models
-from transition.checkpoint._load_options import LoadDecision, decide_and_load, decide_loading
+from transition.checkpoint._load_options import (
+    LoadDecision,
+    decide_and_load,
+    decide_loading,
+)
+from transition.checkpoint._naming import STATE_SUFFIX
 from transition.errors import CheckpointError
 from transition.network._network import Network
 from transition.store._info import CheckpointInfo
 from transition.store._state import TrainingState
 from transition.store._store import CheckpointStore
 from transition.training._manager_state import params_by_layer
-from transition.training._optimizer_state import OptimizerFactory, assign_checkpoint_params, restore_optimizer
+from transition.training._optimizer_state import (
+    OptimizerFactory,
+    assign_checkpoint_params,
+    restore_optimizer,
+)
 
 if TYPE_CHECKING:
     import keras
@@ -104,7 +113,7 @@ def restore_start(store: CheckpointStore, info: CheckpointInfo, build: Builder,
     """Restore the network of the checkpoint's epoch, its params and the optimizer's variables."""
     restored = store.restore(info)
     state = TrainingState.from_json_and_arrays(restored.state_json, restored.state_arrays,
-                                               source=f"{info.prefix}.state.json")
+                                               source=info.prefix + STATE_SUFFIX)
     epoch = state.epoch
     if epoch < 1:
         raise CheckpointError(f"{info.prefix}: the training state has epoch {epoch}; expected >= 1")

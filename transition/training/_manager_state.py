@@ -7,7 +7,10 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from transition.errors import ConfigError, did_you_mean
-from transition.store._callback_state import collect_callback_states, restore_callback_states
+from transition.store._callback_state import (
+    collect_callback_states,
+    restore_callback_states,
+)
 from transition.store._rng import capture_rng_state
 from transition.store._state import EpochRecord, TrainingState
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from transition.internal._keras_private import optimizer_iterations_variable
 from transition.errors import CheckpointError, ConfigError, did_you_mean
+from transition.internal._keras_private import optimizer_iterations_variable
 from transition.network._slots import named_slot_variables
 
 if TYPE_CHECKING:

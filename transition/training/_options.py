@@ -6,7 +6,6 @@ defaults) from the fields that have a config key, and `transition train --help` 
 
 from __future__ import annotations
 
-import inspect
 import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -15,7 +14,7 @@ import attrs
 
 from transition.errors import ConfigError, did_you_mean
 
-__all__ = ["Check", "ManagerOptions", "CONFIG", "HELP", "option_signature"]
+__all__ = ["Check", "ManagerOptions", "CONFIG", "HELP"]
 
 CONFIG = "transition.config"  # metadata key: the config file's name of the option (None: API only)
 HELP = "transition.help"  # metadata key: one line for people
@@ -140,15 +139,3 @@ class ManagerOptions:
             if key is not None:
                 out[field.name if key is True else key] = field
         return out
-
-
-def option_signature(head: Sequence[inspect.Parameter]) -> inspect.Signature:
-    """The signature `head` + every option as a keyword (for `help(TransitionManager)`)."""
-    params = list(head)
-    names = {p.name for p in params}
-    for field in attrs.fields(ManagerOptions):
-        if field.name not in names:
-            default = inspect.Parameter.empty if field.default is attrs.NOTHING else field.default
-            params.append(inspect.Parameter(field.name, inspect.Parameter.KEYWORD_ONLY, default=default,
-                                            annotation=field.type))
-    return inspect.Signature(params)
