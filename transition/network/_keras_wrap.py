@@ -296,7 +296,7 @@ def keras_architecture(model: keras.Model) -> dict[str, dict[str, Any]]:
         try:  # through JSON: plain values that compare equal when built by the same code
             config = json.loads(json.dumps({key: v for key, v in k.get_config().items() if key != "name"},
                                            sort_keys=True, default=repr))
-        except (NotImplementedError, TypeError, ValueError):
+        except (NotImplementedError, TypeError, ValueError, ConfigError):  # a layer without a (JSON) config
             config = {}
         sources = set()
         for call in layer_call_inputs(k):

@@ -89,12 +89,8 @@ def transition_network(
     slots: SlotsSnapshot | None = None
     if optimizer is not None:
         slots = snapshot_slots(optimizer, old_network)
-    old_net_dict = old_network.net_dict
-    old_layer_dicts = dict(old_net_dict) if old_net_dict is not None else {}
-    if to_keras:
-        diff = diff_architectures(keras_architecture(old_network.keras_model), keras_architecture(new_network))
-    else:
-        diff = diff_net_dicts(old_net_dict, new_network) if old_net_dict is not None else None
+    old_layer_dicts = dict(old_network.net_dict) if old_network.net_dict is not None else {}
+    diff = _diff(old_network, new_network)
     timings["snapshot"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -106,15 +102,7 @@ def transition_network(
     timings["release"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    if to_keras:
-        new = Network.from_keras(new_network)
-        _check_names_carry_over(snapshot, new, mode)
-    else:
-        # A callback may replace or remove snapshot entries after the build (the arrays themselves are read-only):
-        # the import copies a replaced entry as usual and re-initialises a param whose entry was removed.
-        initial_values = _initial_values(snapshot, new_network, mode, importers)
-        new = Network.from_dict(dict(new_network), dict(extern_data), initial_values=initial_values)
-    _give_importers(new, importers)
+    new = _new_network(new_network, extern_data, snapshot, mode, importers)
     timings["build"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -129,6 +117,28 @@ def transition_network(
         new_optimizer, slots_report = restore_slots(slots, new, report, old_split_info=snapshot.split_info)
         timings["slots"] = time.perf_counter() - t
     return TransitionResult(new, report, new_optimizer, slots_report, diff, timings)
+
+
+def _diff(old_network: Network, new_network: Any) -> NetDictDiff | None:
+    """The layers added, removed and changed: of the Keras architectures, or of the net dicts."""
+    if is_keras_model(new_network):
+        return diff_architectures(keras_architecture(old_network.keras_model), keras_architecture(new_network))
+    return diff_net_dicts(old_network.net_dict, new_network) if old_network.net_dict is not None else None
+
+
+def _new_network(new_network: Any, extern_data: Mapping[str, Any] | None, snapshot: ParamsSnapshot,
+                 mode: str | None, importers: Mapping[str, Any]) -> Network:
+    """Wrap the Keras model, or build the net dict with the old values that the import would copy whole."""
+    if is_keras_model(new_network):
+        new = Network.from_keras(new_network)
+        _check_names_carry_over(snapshot, new, mode)
+    else:
+        # A callback may replace or remove snapshot entries after the build (the arrays themselves are read-only):
+        # the import copies a replaced entry as usual and re-initialises a param whose entry was removed.
+        initial_values = _initial_values(snapshot, new_network, mode, importers)
+        new = Network.from_dict(dict(new_network), dict(extern_data or {}), initial_values=initial_values)
+    _give_importers(new, importers)
+    return new
 
 
 def _give_importers(network: Network, importers: Mapping[str, Any]) -> None:

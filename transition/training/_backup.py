@@ -58,6 +58,10 @@ log = logging.getLogger("transition")
 
 FRESH_DATA_KEY = "transition.fresh_data_each_epoch"  # TrainingState.extra: fit re-created its data per epoch
 
+# backup prefix -> the callback whose store holds its lock: a fit that raised never reached on_train_end, and a new
+# callback on the same directory in this process (a re-run notebook cell) takes the lock over
+_OPEN: weakref.WeakValueDictionary[str, BackupAndRestore] = weakref.WeakValueDictionary()
+
 
 @attrs.define
 class _Restore:
@@ -102,7 +106,7 @@ class BackupAndRestore(keras.callbacks.Callback):
         self.delete_checkpoint = delete_checkpoint
         self.callbacks = tuple(callbacks)
         self.resumed_from: str | None = None
-        self._prefix = os.path.join(self.backup_dir, "backup")
+        self._prefix = os.path.join(os.path.abspath(self.backup_dir), "backup")
         self._metrics = KerasMetricsState()
         self._store: CheckpointStore | None = None
         self._network: Network | None = None
@@ -126,6 +130,9 @@ class BackupAndRestore(keras.callbacks.Callback):
         if model.optimizer is None:
             raise ConfigError("BackupAndRestore: the model has no optimizer; compile it before fit")
         self._close_store()
+        earlier = _OPEN.get(self._prefix)
+        if earlier is not None and earlier is not self:
+            earlier._close_store()
         self._reset_position()
         self._restore, self.resumed_from = None, None
         self._network = Network.from_keras(model)
@@ -133,6 +140,7 @@ class BackupAndRestore(keras.callbacks.Callback):
             model.optimizer.build(model.trainable_variables)
         self._metrics.model = model
         self._store = CheckpointStore(self._prefix, keep=KeepPolicy(keep_last=2))
+        _OPEN[self._prefix] = self
         scan = self._store.scan_for_resume()
         for info in scan.skipped:
             warnings.warn(f"BackupAndRestore: backup {info.prefix} is damaged ({info.damaged}); falling back to "
@@ -184,6 +192,12 @@ class BackupAndRestore(keras.callbacks.Callback):
         finally:
             set_initial_epoch(self.model, None)
             self._close_store()
+
+    def close(self) -> None:
+        """Wait for a backup under way and release the backup directory's lock. `fit` does it when it ends; call
+        it after a `fit` that raised, to use the directory from elsewhere in this process (a new
+        BackupAndRestore on the same directory takes it over by itself)."""
+        self._close_store()
 
     # ------------------------------------------------------------------------------------------ backups
     def _take_due_backup(self) -> None:

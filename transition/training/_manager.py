@@ -11,8 +11,9 @@ with mgr:
 ```
 The checkpoint at an epoch end (and mid-epoch ones) holds the params, the optimizer's slots and iteration count,
 and a TrainingState with the learning-rate history, the RNG states, the callbacks' states and the position. Unlike
-RETURNN, the optimizer is neither reset at a rebuild nor at a resume. The options are declared in
-`_options.ManagerOptions`; how a run starts is in `_manager_start`, what a checkpoint's state holds in
+RETURNN, the optimizer is neither reset at a rebuild nor at a resume. The network of an epoch is a net dict or a
+built Keras model (`network=model`, or `get_network(epoch)` returning either; see `_keras_net`). The options are
+declared in `_options.ManagerOptions`; how a run starts is in `_manager_start`, what a checkpoint's state holds in
 `_manager_state`, which checkpoint a resume uses in `store._resume`.
 """
 
