@@ -80,12 +80,15 @@ def test_linear_without_bias_has_only_w():
              "batch_norm/v2_beta": (5,)},
         ),
         ({"class": "conv", "filter_size": [3], "n_out": 6}, {"W": (3, 5, 6), "bias": (6,)}),
-        ({"class": "rec", "unit": "lstm", "n_out": 2}, {"W": (5, 8), "W_re": (2, 8), "b": (8,)}),
+        ({"class": "rec", "unit": "lstm", "n_out": 2}, {"rec/W": (5, 8), "rec/W_re": (2, 8), "rec/b": (8,)}),
+        ({"class": "rec", "unit": "nativelstm", "n_out": 2}, {"rec/W": (5, 8), "rec/W_re": (2, 8), "rec/b": (8,)}),
         ({"class": "copy"}, {}),
+        ({"class": "pool", "mode": "max", "pool_size": [2]}, {}),
+        ({"class": "reduce", "mode": "max", "axis": "T"}, {}),
     ],
 )
 def test_param_names_and_shapes_follow_returnn(layer_dict, expected):
-    net = build({"output": layer_dict})
+    net = build({"output": layer_dict}, behavior_version=12)
     assert {p: tuple(v.shape) for p, v in net.layers["output"].params.items()} == expected
     assert set(net.param_variables()) == {f"output/{p}" for p in expected}
 
@@ -97,7 +100,7 @@ def test_lstm_split_info_has_four_gates_and_source_parts():
         "output": {"class": "rec", "unit": "lstm", "n_out": 2, "from": ["a", "b"]},
     })
     assert net.layers["output"].split_info == {
-        "W": [[3, 5], [2, 2, 2, 2]], "W_re": [[2], [2, 2, 2, 2]], "b": [[2, 2, 2, 2]],
+        "rec/W": [[3, 5], [2, 2, 2, 2]], "rec/W_re": [[2], [2, 2, 2, 2]], "rec/b": [[2, 2, 2, 2]],
     }
 
 
@@ -204,7 +207,7 @@ def test_dropout_only_in_training():
 @pytest.mark.parametrize("padding, strides", [("same", 1), ("valid", 1), ("valid", 2)])
 def test_conv_forward(padding, strides):
     net = build({"output": {"class": "conv", "filter_size": 3, "n_out": 2, "padding": padding, "strides": strides,
-                            "activation": "relu"}})
+                            "activation": "relu"}}, behavior_version=10)
     net.layers["output"].params["bias"].assign(np.array([0.1, -0.2], "float32"))
     v = values(net, "output")
     x = x_data(2, 7)
@@ -232,10 +235,10 @@ def _numpy_lstm(x, w, w_re, b, reverse=False):
 @pytest.mark.parametrize("direction", [1, -1])
 def test_lstm_forward_matches_native_lstm_gate_order(direction):
     net = build({"output": {"class": "rec", "unit": "lstm", "n_out": 3, "direction": direction}})
-    net.layers["output"].params["b"].assign(RNG.standard_normal(12).astype("float32"))
+    net.layers["output"].params["rec/b"].assign(RNG.standard_normal(12).astype("float32"))
     v = values(net, "output")
     x = x_data(2, 5)
-    expected = _numpy_lstm(x, v["W"], v["W_re"], v["b"], reverse=direction == -1)
+    expected = _numpy_lstm(x, v["rec/W"], v["rec/W_re"], v["rec/b"], reverse=direction == -1)
     np.testing.assert_allclose(net.call({"data": x}), expected, rtol=1e-4, atol=1e-5)
 
 
@@ -396,7 +399,7 @@ def test_building_does_not_trace_forward_unless_asked():
     net.call({"data": x_data()})
     assert CountingLayer.calls == 1
     build({"output": {"class": "traced_counting"}})
-    assert TracedCountingLayer.calls == 1
+    assert TracedCountingLayer.calls == 2  # once per graph: the outputs, and the outputs with sequence lengths
 
 
 def test_fast_init_is_reproducible_with_keras_seed_and_other_inits_are_keras():
