@@ -52,11 +52,14 @@ def test_training_from_scratch():
     assert "random init" in plan.log_line()
 
 
-def test_training_load_epoch_selects_existing_epoch():
-    plan = decide_loading({"model": "/m/net", "load_epoch": 1}, "train", EXISTING)
-    assert (plan.model_file, plan.start_epoch) == ("/m/net.001", 2)
+def test_training_resumes_the_newest_epoch_whatever_load_epoch_says():
+    plan = decide_loading({"model": "/m/net", "load_epoch": 1}, "train", EXISTING)  # as RETURNN's EngineBase
+    assert (plan.model_file, plan.start_epoch) == ("/m/net.003", 4)
+    assert "load_epoch=1 ignored in training: the newest epoch 3" in plan.log_line()
     with pytest.raises(ConfigError, match=r"load_epoch=2.*\[1, 3\]"):
         decide_loading({"model": "/m/net", "load_epoch": 2}, "train", EXISTING)
+    with pytest.raises(ConfigError, match=r"load_epoch=2.*none"):
+        decide_loading({"model": "/m/net", "load_epoch": 2, "import_model_train_epoch1": "/imp/net"}, "train", {})
 
 
 def test_non_training_without_model_fails_unless_allow_random_model_init():
