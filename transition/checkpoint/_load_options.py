@@ -16,7 +16,7 @@ import attrs
 from transition.checkpoint._epochs import list_epoch_models
 from transition.checkpoint._load_report import LoadReport
 from transition.checkpoint._loading import load_checkpoint
-from transition.checkpoint._naming import epoch_from_filename
+from transition.checkpoint._naming import GLOBAL_STEP_TENSOR, epoch_from_filename
 from transition.checkpoint._reader import open_checkpoint
 from transition.errors import ConfigError, did_you_mean
 
@@ -343,7 +343,7 @@ def decide_and_load(
                                        skip_params=frozenset(done)))
         if not plan.new_training:
             with open_checkpoint(plan.model_file) as reader:
-                if reader.has("global_step"):
-                    step = int(reader.read("global_step"))
+                if reader.has(GLOBAL_STEP_TENSOR):
+                    step = int(reader.read(GLOBAL_STEP_TENSOR))
     return LoadDecision(plan=plan, start_epoch=plan.start_epoch, loaded_epoch=plan.model_epoch,
                         global_train_step=step, files=plan.files, reports=tuple(reports), log_line=plan.log_line())
