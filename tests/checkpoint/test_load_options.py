@@ -262,3 +262,18 @@ def test_load_ignore_missing_vars(tmp_path):
         decide_and_load({"load": part}, task="eval", network=net)
     dec = decide_and_load({"load": part, "load_ignore_missing_vars": True}, task="eval", network=net)
     assert set(dec.reports[0].missing) == {"sub_enc/W", "sub_enc/b", "output/W", "output/b"}
+
+
+def test_preload_into_a_net_whose_layers_are_all_prefixed(tmp_path):
+    """A net without a layer "output" (its output is the layer with the loss) preloads a whole other model."""
+    base, vals = save(tmp_path / "base.004", list(SHAPES))
+    prefixed = {f"enc_{name}": dict(d, **({"from": f"enc_{d['from']}"} if d["from"] != "data" else {}))
+                for name, d in NET_DICT.items()}
+    net = Network.from_dict(prefixed, EXTERN)
+    assert net.output_layers == ("enc_output",)
+    opts = {"model": str(tmp_path / "new"),
+            "preload_from_files": {"base": {"filename": base, "prefix": "enc_", "init_for_train": True}}}
+    dec = decide_and_load(opts, task="train", network=net)
+    assert set(dec.reports[0].loaded) == {f"enc_{n}" for n in SHAPES}
+    for name, value in current(net).items():
+        np.testing.assert_array_equal(value, vals[name[len("enc_"):]])

@@ -415,3 +415,58 @@ def test_fast_init_is_reproducible_with_keras_seed_and_other_inits_are_keras():
     np.testing.assert_array_equal(np.asarray(draw_init("zeros", (300, 400))), 0)
     normal = keras.initializers.GlorotNormal(seed=3)
     np.testing.assert_array_equal(np.asarray(draw_init(normal, (20, 30))), np.asarray(normal((20, 30))))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# sequence lengths
+
+
+@pytest.mark.parametrize("direction", [1, -1])
+def test_lstm_honours_sequence_lengths_in_both_directions(direction):
+    net = build({"output": {"class": "rec", "unit": "lstm", "n_out": 3, "direction": direction}})
+    net.layers["output"].params["rec/b"].assign(RNG.standard_normal(12).astype("float32"))
+    v = values(net, "output")
+    x, lens = x_data(3, 6), np.array([6, 2, 4], "int32")
+    y = np.asarray(net.call({"data": x, "data:seq_len": lens}))
+    for i, n in enumerate(lens):  # each sequence as if alone; the backward one starts at its own last frame
+        expected = _numpy_lstm(x[i : i + 1, :n], v["rec/W"], v["rec/W_re"], v["rec/b"], reverse=direction == -1)
+        np.testing.assert_allclose(y[i, :n], expected[0], rtol=1e-4, atol=1e-5)
+        assert not y[i, n:].any()  # 0 past the end, as RETURNN's native LSTM
+
+
+def test_pool_and_reduce_over_time_with_lengths():
+    net = build({"p": {"class": "pool", "mode": "max", "pool_size": [2]},
+                 "r": {"class": "reduce", "mode": "mean", "axis": "T", "from": "data", "is_output_layer": True},
+                 "output": {"class": "reduce", "mode": "max", "axis": "T", "from": "p"}})
+    x, lens = x_data(2, 7), np.array([7, 3], "int32")
+    outs = net.call({"data": x, "data:seq_len": lens})
+    lengths = net.output_lengths({"data": x, "data:seq_len": lens})
+    assert lengths == {"output": None, "r": None}
+    pooled = [x[i, : (n // 2) * 2].reshape(-1, 2, 5).max(axis=1) for i, n in enumerate(lens)]  # "valid", strides 2
+    np.testing.assert_allclose(outs[0], np.stack([p.max(axis=0) for p in pooled]), rtol=1e-6)
+    np.testing.assert_allclose(outs[1], np.stack([x[i, :n].mean(axis=0) for i, n in enumerate(lens)]), rtol=1e-5)
+
+
+@pytest.mark.parametrize("layer_dict, must_contain", [
+    ({"class": "pool", "mode": "median", "pool_size": [2]}, ["'mode'", "'max' or 'avg'"]),
+    ({"class": "pool", "mode": "max", "pool_size": [2, 2]}, ["'pool_size'", "1-D over time"]),
+    ({"class": "pool", "mode": "max", "pool_size": 3, "strides": 2, "dilation_rate": 2}, ["'dilation_rate'"]),
+    ({"class": "reduce", "mode": "max", "axis": "F"}, ["'axis'", "axis='T'"]),
+    ({"class": "reduce", "mode": "prod", "axis": "T"}, ["'mode'", "'logsumexp'"]),
+    ({"class": "reduce", "mode": "max", "axis": "T", "axes": "T"}, ["not both"]),
+])
+def test_pool_and_reduce_option_errors_name_the_option(layer_dict, must_contain):
+    with pytest.raises(ConfigError) as raised:
+        build({"output": layer_dict})
+    for part in must_contain:
+        assert part in str(raised.value), str(raised.value)
+
+
+def test_conv_with_bias_follows_behavior_version():
+    conv = {"class": "conv", "filter_size": 2, "n_out": 3}
+    assert set(build({"output": conv}).layers["output"].params) == {"W"}  # not set: 0, as RETURNN
+    assert set(build({"output": conv}, behavior_version=9).layers["output"].params) == {"W"}
+    assert set(build({"output": conv}, behavior_version=10).layers["output"].params) == {"W", "bias"}
+    assert set(build({"output": dict(conv, with_bias=True)}).layers["output"].params) == {"W", "bias"}
+    with pytest.raises(ConfigError, match="behavior_version"):
+        build({"output": conv}, behavior_version=-1)

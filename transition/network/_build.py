@@ -20,10 +20,10 @@ from transition.netdict._netdict import is_layer_key, normalize_layer_dict
 from transition.network import _layers  # noqa: F401  (registers the built-in layer classes)
 from transition.network._extern_data import parse_extern_data
 from transition.network._layer import Layer
-from transition.network._layers_base import DataInfo, NetLayer, SeqLenOf, get_layer_class
+from transition.network._layers_base import DataInfo, NetLayer, SeqLenOf, dry_params, get_layer_class
 from transition.network._losses import LOSSES
 
-__all__ = ["BuiltNet", "build_from_dict", "output_layer_names", "seq_len_key"]
+__all__ = ["BuiltNet", "build_from_dict", "dry_build", "output_layer_names", "seq_len_key"]
 
 
 def seq_len_key(key: str) -> str:
@@ -161,6 +161,52 @@ def output_layer_names(layer_dicts: Mapping[str, Mapping[str, Any]]) -> tuple[st
     return tuple(names)
 
 
+@attrs.frozen
+class _Plan:
+    """A checked net dict: extern data, layer dicts, outputs, classes, resolved sources and the build order."""
+
+    extern: Mapping[str, DataInfo]
+    layer_dicts: Mapping[str, Mapping[str, Any]]
+    outputs: tuple[str, ...]
+    classes: Mapping[str, type[NetLayer]]
+    sources: Mapping[str, list[tuple[str, str]]]
+    order: list[str]
+
+    @classmethod
+    def of(cls, net_dict: Mapping[str, Any], extern_data: Mapping[str, Any]) -> _Plan:
+        extern = parse_extern_data(extern_data)
+        layer_dicts = _layer_dicts(net_dict)
+        outputs = output_layer_names(layer_dicts)
+        classes = {name: get_layer_class(name, d["class"]) for name, d in layer_dicts.items()}
+        sources = {name: _resolve_sources(name, d, layer_dicts, extern) for name, d in layer_dicts.items()}
+        return cls(extern, layer_dicts, outputs, classes, sources, _topo_order(sources))
+
+    def layers(self, initial_values: Mapping[str, Mapping[str, Any]], behavior_version: int | None):
+        """Construct the layers in build order: (name, layer, (loss, target, scale) or None)."""
+        infos: dict[str, DataInfo] = {}
+        for name in self.order:
+            d = self.layer_dicts[name]
+            loss, target = _loss_spec(name, d, self.extern)
+            src_infos = [self.extern[s] if kind == "data" else infos[s] for kind, s in self.sources[name]]
+            layer = self.classes[name](name, layer_dict=d, sources=src_infos,
+                                       target_info=self.extern[target] if target is not None else None,
+                                       initial_values=initial_values.get(name), behavior_version=behavior_version)
+            infos[name] = layer.out_info
+            yield name, layer, loss
+
+
+def dry_build(net_dict: Mapping[str, Any], extern_data: Mapping[str, Any], behavior_version: int | None = None
+              ) -> dict[str, dict[str, tuple[int, ...]]]:
+    """Check a net dict as `build_from_dict` does (extern data, layer classes, options, sources, losses, outputs,
+    every layer's dims and params) without a Keras graph or variables; returns {layer: {param: shape}}."""
+    shapes: dict[str, dict[str, tuple[int, ...]]] = {}
+    with dry_params():
+        for name, layer, _ in _Plan.of(net_dict, extern_data).layers({}, behavior_version):
+            layer.create_params()
+            shapes[name] = dict(layer.param_shapes)
+    return shapes
+
+
 def build_from_dict(
     net_dict: Mapping[str, Any],
     extern_data: Mapping[str, Any],
@@ -168,31 +214,21 @@ def build_from_dict(
     behavior_version: int | None = None,
 ) -> BuiltNet:
     """Check the net dict, build every layer in dependency order and the Keras models."""
-    extern = parse_extern_data(extern_data)
-    layer_dicts = _layer_dicts(net_dict)
-    outputs = output_layer_names(layer_dicts)
-    classes = {name: get_layer_class(name, d["class"]) for name, d in layer_dicts.items()}
-    sources = {name: _resolve_sources(name, d, layer_dicts, extern) for name, d in layer_dicts.items()}
-    order = _topo_order(sources)
+    plan = _Plan.of(net_dict, extern_data)
+    extern, sources, outputs = plan.extern, plan.sources, plan.outputs
     read_keys = [k for k in extern if any(("data", k) in s for s in sources.values())]
     inputs = {
-        k: keras.Input(shape=extern[k].shape, dtype=extern[k].dtype, name=k if k not in layer_dicts else f"data_{k}")
+        k: keras.Input(shape=extern[k].shape, dtype=extern[k].dtype,
+                       name=k if k not in plan.layer_dicts else f"data_{k}")
         for k in read_keys
     }
     tensors: dict[str, Any] = {}
-    infos: dict[str, DataInfo] = {}
     built: dict[str, NetLayer] = {}
     losses: dict[str, tuple[str, str, float, bool]] = {}
     loss_outputs: dict[str, Any] = {}
-    for name in order:
-        d = layer_dicts[name]
-        loss, target = _loss_spec(name, d, extern)
-        src_infos = [extern[s] if kind == "data" else infos[s] for kind, s in sources[name]]
-        layer = classes[name](name, layer_dict=d, sources=src_infos,
-                              target_info=extern[target] if target is not None else None,
-                              initial_values=initial_values.get(name), behavior_version=behavior_version)
+    for name, layer, loss in plan.layers(initial_values, behavior_version):
         x = [inputs[s] if kind == "data" else tensors[s] for kind, s in sources[name]]
-        tensors[name], infos[name], built[name] = layer(x), layer.out_info, layer
+        tensors[name], built[name] = layer(x), layer
         if loss is not None:
             is_logits = bool(layer.provides_logits) and loss[0] == "ce"
             loss_outputs[name] = layer(x, logits=True) if is_logits else tensors[name]
@@ -204,11 +240,11 @@ def build_from_dict(
     time_keys = tuple(k for k in read_keys if extern[k].time)
     lengths_model = None
     if time_keys:
-        lengths_model = _lengths_model(order, sources, built, inputs, time_keys, outputs, losses)
+        lengths_model = _lengths_model(plan.order, sources, built, inputs, time_keys, outputs, losses)
     layers = {
         name: Layer(name, params=built[name].params, split_info=built[name].split_info, layer_dict=d,
                     keras_layer=built[name])
-        for name, d in layer_dicts.items()
+        for name, d in plan.layer_dicts.items()
     }
     return BuiltNet(layers, keras_model, loss_model, losses, tuple(read_keys), outputs, lengths_model, time_keys,
                     tuple(k for k, info in extern.items() if info.time))

@@ -29,9 +29,11 @@ Protocol of a layer class (see `NetLayer`; register it with `register_layer_clas
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import inspect
 import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, ClassVar
 
 import attrs
@@ -45,6 +47,7 @@ from transition.params._split import check_axis_splits, whole_axis_splits
 
 __all__ = [
     "SeqLenOf",
+    "dry_params",
     "REQUIRED",
     "COMMON_OPTIONS",
     "DataInfo",
@@ -177,6 +180,20 @@ def layer_class_names() -> list[str]:
 # ---------------------------------------------------------------------------------------------------------------
 # base class
 
+_DRY = contextvars.ContextVar("transition_dry_params", default=False)
+
+
+@contextlib.contextmanager
+def dry_params() -> Iterator[None]:
+    """Within it, `add_param` checks and records a param's shape and split info but creates no variable (a net
+    dict checked without being built)."""
+    token = _DRY.set(True)
+    try:
+        yield
+    finally:
+        _DRY.reset(token)
+
+
 
 class SeqLenOf(keras.layers.Layer):
     """The sequence lengths of a net layer's output: `out_seq_len` of that layer, as its own Keras op (Keras
@@ -251,6 +268,7 @@ class NetLayer(keras.layers.Layer):
         setattr_(self, "behavior_version", int(behavior_version or 0))
         setattr_(self, "opts", type(self).parse_options(name, layer_dict))
         setattr_(self, "params", {})
+        setattr_(self, "param_shapes", {})
         setattr_(self, "split_info", {})
         setattr_(self, "param_initializers", {})
         setattr_(self, "initialized_from_values", {})  # param -> weakref of the array it was created from
@@ -344,17 +362,21 @@ class NetLayer(keras.layers.Layer):
         split_info: Sequence[Sequence[int]] | None = None,
         trainable: bool = True,
         dtype: str = "float32",
-    ) -> keras.Variable:
-        """Create param `name` (relative to the layer, may contain "/").
+    ) -> keras.Variable | None:
+        """Create param `name` (relative to the layer, may contain "/"); None within `dry_params`.
 
         When the network was given an initial value of exactly this shape, the variable is created from it
         (no random init, no extra copy) and the param is listed in `initialized_from_values`.
         """
         shape = tuple(int(d) for d in shape)
-        if name in self.params:
+        if name in self.param_shapes:
             raise TransitionError(f"layer {self.name!r}: param {name!r} is created twice")
         info = [list(map(int, p)) for p in split_info] if split_info is not None else whole_axis_splits(shape)
         check_axis_splits(info, shape, f"layer {self.name!r}, param {name!r}")
+        self.param_shapes[name] = shape
+        self.split_info[name] = info
+        if _DRY.get():
+            return None
         init = keras.initializers.get(initializer)
         value = self._initial_values.get(name)
         from_value = value is not None and tuple(np.shape(value)) == shape
@@ -369,7 +391,6 @@ class NetLayer(keras.layers.Layer):
             except TypeError:  # not weak-referenceable (e.g. a list): never skipped by the import
                 self.initialized_from_values[name] = None
         self.params[name] = var
-        self.split_info[name] = info
         self.param_initializers[name] = init
         return var
 

@@ -57,7 +57,8 @@ def transition_network(
     network is not modified; the transition drops its own references (and calls `old_network.release()` where the
     Network has one): drop yours so that its variables can be freed. With `optimizer` (a Keras 3 optimizer, built
     on the old network's trainable variables or not built yet), a new optimizer of the same class with the same
-    config and iteration count is built on the new network and its slots are imported (see `_slots.py`).
+    config and iteration count is built on the new network and its slots are imported (see `_slots.py`). The new
+    network has the old one's behavior_version.
     """
     if copy_param_mode is None:
         copy_param_mode = new_net_dict.get("#copy_param_mode")
@@ -65,6 +66,7 @@ def transition_network(
     timings: dict[str, float] = {}
 
     t = time.perf_counter()
+    behavior_version = getattr(old_network, "behavior_version", None)  # the new net keeps the old one's
     snapshot = old_network.get_params_serialized()
     slots: SlotsSnapshot | None = None
     if optimizer is not None:
@@ -86,7 +88,8 @@ def transition_network(
     # A callback may replace or remove snapshot entries after the build (the arrays themselves are read-only):
     # the import copies a replaced entry as usual and re-initialises a param whose entry was removed.
     initial_values = _initial_values(snapshot, new_net_dict, mode)
-    new_network = Network.from_dict(dict(new_net_dict), dict(extern_data), initial_values=initial_values)
+    new_network = Network.from_dict(dict(new_net_dict), dict(extern_data), initial_values=initial_values,
+                                    behavior_version=behavior_version)
     timings["build"] = time.perf_counter() - t
 
     t = time.perf_counter()

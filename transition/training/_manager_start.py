@@ -54,6 +54,7 @@ class Builder:
     extern_data: Mapping[str, Any]
     optimizer_factory: OptimizerFactory
     strategy: tf.distribute.Strategy | None = None
+    behavior_version: int | None = None
 
     def scope(self) -> contextlib.AbstractContextManager[Any]:
         return self.strategy.scope() if self.strategy is not None else contextlib.nullcontext()
@@ -61,7 +62,8 @@ class Builder:
     def network(self, net_dict: Mapping[str, Any],
                 initial_values: Mapping[str, Mapping[str, np.ndarray]] | None = None) -> Network:
         with self.scope():
-            return Network.from_dict(dict(net_dict), dict(self.extern_data), initial_values=initial_values)
+            return Network.from_dict(dict(net_dict), dict(self.extern_data), initial_values=initial_values,
+                                     behavior_version=self.behavior_version)
 
     def optimizer(self, network: Network) -> keras.optimizers.Optimizer:
         with self.scope():
