@@ -97,3 +97,25 @@ def test_numpy_data_of_a_dim_only_key_without_a_time_axis_is_an_error_before_tra
         assert part in msg, msg
     assert "\x1b[" not in msg and len(msg.splitlines()) == 1
     assert not os.path.exists(tmp_path / "m.001.index")
+
+
+def test_the_configs_behavior_version_reaches_every_epochs_network(tmp_path):
+    from transition.training._manager import TransitionManager
+
+    ext = {"data": {"dim": 4}, "classes": {"dim": 3, "sparse": True}}
+
+    def get_network(epoch):
+        return {"c": {"class": "conv", "filter_size": 2, "n_out": 3 + epoch, "from": "data"},
+                "output": {"class": "softmax", "loss": "ce", "target": "classes", "from": "c"},
+                "#copy_param_mode": "subset"}
+
+    cfg = {"model": str(tmp_path / "m"), "extern_data": ext, "get_network": get_network, "num_epochs": 2,
+           "behavior_version": 10}
+    seen = []
+    with TransitionManager.from_config(cfg, log=lambda s: None) as mgr:
+        for _epoch in mgr.epochs():
+            seen.append(sorted(mgr.network.layers["c"].params))
+            mgr.end_epoch({})
+    assert seen == [["W", "bias"], ["W", "bias"]]  # also after the transition into epoch 2
+    with pytest.raises(ConfigError, match="behavior_version"):
+        TransitionManager.from_config(dict(cfg, behavior_version=-1))
