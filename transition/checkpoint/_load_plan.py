@@ -417,8 +417,8 @@ def plan_load(
     `LoadOptions` (`options`, or as keywords).
     """
     o = options if options is not None else LoadOptions.make("plan_load", **load_options)
-    planner = _Planner(specs, source, path, o.prefix, copy_modes or {}, o.skip_params,
-                       _Ignores(_without_tensor_suffix(o.ignore_params), _without_tensor_suffix(o.ignore_params_prefixes)))
+    ignores = _Ignores(_without_tensor_suffix(o.ignore_params), _without_tensor_suffix(o.ignore_params_prefixes))
+    planner = _Planner(specs, source, path, o.prefix, copy_modes or {}, o.skip_params, ignores)
     planner.check_prefix()
     mapping = planner.resolve_mapping({_strip_tensor_suffix(k): v for k, v in (o.var_name_mapping or {}).items()})
     candidates, custom_sel = planner.classify(mapping, custom_layers)

@@ -5,7 +5,8 @@ Protocol of a layer class (see `NetLayer`; register it with `register_layer_clas
 - `layer_options`: {option: default} of the class-specific options (`REQUIRED` marks a mandatory one). Besides
   them every layer accepts `COMMON_OPTIONS` ("class", "from", "trainable", "custom_param_importer", "loss",
   "target", "loss_scale", "is_output_layer", "n_out" as a check of the output dim); keys starting with "#" are
-  comments. `self.behavior_version` is RETURNN's behavior version of the net (0 when not given, as in RETURNN). Any other key is a ConfigError naming the layer and the option.
+  comments. Any other key is a ConfigError naming the layer and the option. `self.behavior_version` is RETURNN's
+  behavior version of the net (0 when not given, as in RETURNN).
 - `min_sources` / `max_sources`: how many sources "from" may name; `accepts_sparse`: whether a source may be
   sparse (int ids).
 - `output_info(self) -> DataInfo`: the output's feature dim / sparsity / time axis, from `self.sources` (one
