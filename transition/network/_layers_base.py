@@ -374,11 +374,11 @@ class NetLayer(keras.layers.Layer):
             raise TransitionError(f"layer {self.name!r}: param {name!r} is created twice")
         info = [list(map(int, p)) for p in split_info] if split_info is not None else whole_axis_splits(shape)
         check_axis_splits(info, shape, f"layer {self.name!r}, param {name!r}")
+        init = keras.initializers.get(initializer)  # an unknown initializer is an error, also in a dry build
         self.param_shapes[name] = shape
         self.split_info[name] = info
         if _DRY.get():
             return None
-        init = keras.initializers.get(initializer)
         value = self._initial_values.get(name)
         from_value = value is not None and tuple(np.shape(value)) == shape
         holder = [as_tensor(value, dtype) if from_value else draw_init(init, shape, dtype)]
