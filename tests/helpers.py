@@ -20,3 +20,28 @@ def save_v2(prefix: str | os.PathLike, values: dict[str, np.ndarray]) -> str:
 def store_model(tmp_path: os.PathLike) -> str:
     """The model path prefix of a store in `tmp_path` (its directory does not exist yet)."""
     return os.path.join(os.fspath(tmp_path), "net-model", "network")
+
+
+def run_returnn(script: str, payload: object, tmp_dir: str | os.PathLike, timeout: float = 900) -> object:
+    """Run `script` (Python using returnn) in a subprocess (RETURNN's TF code switches TF to graph mode, and prints
+    its log to stdout): `payload` as JSON on stdin, with the key "result" naming the file the script writes its
+    JSON answer to; returns that answer. Skips the test where returnn is missing or cannot run here (the first
+    run on a machine compiles RETURNN's native LSTM ops, which takes a minute or two)."""
+    import importlib.util
+    import json
+    import subprocess
+    import sys
+
+    import pytest
+
+    if importlib.util.find_spec("returnn") is None:
+        pytest.skip("returnn is not installed")
+    result = os.path.join(os.fspath(tmp_dir), "returnn_result.json")
+    job = dict(payload, result=result) if isinstance(payload, dict) else {"payload": payload, "result": result}
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
+    proc = subprocess.run([sys.executable, "-c", script], input=json.dumps(job), capture_output=True, text=True,
+                          env=env, timeout=timeout)
+    if proc.returncode != 0 or not os.path.exists(result):
+        pytest.skip(f"returnn could not run here: {proc.stderr[-800:]}")
+    with open(result, encoding="utf-8") as f:
+        return json.load(f)

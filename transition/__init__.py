@@ -17,6 +17,9 @@ from transition.errors import (
     MissingParamsError as MissingParamsError,
 )
 from transition.errors import (
+    MissingTensorsError as MissingTensorsError,
+)
+from transition.errors import (
     ShapeMismatchError as ShapeMismatchError,
 )
 from transition.errors import (
@@ -98,8 +101,8 @@ _PUBLIC: dict[str, str] = {
     "train_from_config": "training._loop",
 }
 
-__all__ = sorted(["CheckpointError", "ConfigError", "MissingParamsError", "ShapeMismatchError", "TransitionError",
-                  *_PUBLIC])
+__all__ = sorted(["CheckpointError", "ConfigError", "MissingParamsError", "MissingTensorsError", "ShapeMismatchError",
+                  "TransitionError", *_PUBLIC])
 
 
 _SUBMODULES = ("keras",)  # public submodules: `transition.keras` (imported on first use, like the names)

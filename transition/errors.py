@@ -11,6 +11,7 @@ __all__ = [
     "ShapeMismatchError",
     "CheckpointError",
     "MissingParamsError",
+    "MissingTensorsError",
     "close_matches",
     "did_you_mean",
 ]
@@ -37,6 +38,11 @@ class MissingParamsError(TransitionError, KeyError):
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0]) if self.args else ""
+
+
+class MissingTensorsError(MissingParamsError, ValueError):
+    """Tensors an assignment map names are not in the checkpoint; also a ValueError, as TF's init_from_checkpoint
+    raises one."""
 
 
 def close_matches(name: str, candidates: Iterable[str], n: int = 3) -> list[str]:

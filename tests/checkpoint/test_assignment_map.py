@@ -168,8 +168,9 @@ def test_errors_where_tf_errors(ckpt, assignment_map, error, match):
     with pytest.raises(ValueError):
         tf_oracle(ckpt, NET, assignment_map)
     store = our_store(NET)
-    with pytest.raises(error, match=match):
+    with pytest.raises(error, match=match) as raised:
         init_from_checkpoint(ckpt, assignment_map, store)
+    assert isinstance(raised.value, ValueError)  # as TF's errors, whatever our class
     assert not any(v.numpy().any() for v in store.values())  # nothing assigned before the error
 
 

@@ -52,11 +52,14 @@ def test_training_from_scratch():
     assert "random init" in plan.log_line()
 
 
-def test_training_load_epoch_selects_existing_epoch():
-    plan = decide_loading({"model": "/m/net", "load_epoch": 1}, "train", EXISTING)
-    assert (plan.model_file, plan.start_epoch) == ("/m/net.001", 2)
+def test_training_resumes_the_newest_epoch_whatever_load_epoch_says():
+    plan = decide_loading({"model": "/m/net", "load_epoch": 1}, "train", EXISTING)  # as RETURNN's EngineBase
+    assert (plan.model_file, plan.start_epoch) == ("/m/net.003", 4)
+    assert "load_epoch=1 ignored in training: the newest epoch 3" in plan.log_line()
     with pytest.raises(ConfigError, match=r"load_epoch=2.*\[1, 3\]"):
         decide_loading({"model": "/m/net", "load_epoch": 2}, "train", EXISTING)
+    with pytest.raises(ConfigError, match=r"load_epoch=2.*none"):
+        decide_loading({"model": "/m/net", "load_epoch": 2, "import_model_train_epoch1": "/imp/net"}, "train", {})
 
 
 def test_non_training_without_model_fails_unless_allow_random_model_init():
@@ -259,3 +262,18 @@ def test_load_ignore_missing_vars(tmp_path):
         decide_and_load({"load": part}, task="eval", network=net)
     dec = decide_and_load({"load": part, "load_ignore_missing_vars": True}, task="eval", network=net)
     assert set(dec.reports[0].missing) == {"sub_enc/W", "sub_enc/b", "output/W", "output/b"}
+
+
+def test_preload_into_a_net_whose_layers_are_all_prefixed(tmp_path):
+    """A net without a layer "output" (its output is the layer with the loss) preloads a whole other model."""
+    base, vals = save(tmp_path / "base.004", list(SHAPES))
+    prefixed = {f"enc_{name}": dict(d, **({"from": f"enc_{d['from']}"} if d["from"] != "data" else {}))
+                for name, d in NET_DICT.items()}
+    net = Network.from_dict(prefixed, EXTERN)
+    assert net.output_layers == ("enc_output",)
+    opts = {"model": str(tmp_path / "new"),
+            "preload_from_files": {"base": {"filename": base, "prefix": "enc_", "init_for_train": True}}}
+    dec = decide_and_load(opts, task="train", network=net)
+    assert set(dec.reports[0].loaded) == {f"enc_{n}" for n in SHAPES}
+    for name, value in current(net).items():
+        np.testing.assert_array_equal(value, vals[name[len("enc_"):]])

@@ -546,3 +546,52 @@ def test_directly_read_values_stay_the_variables_own(tmp_path):
         os.remove(f)
     np.testing.assert_array_equal(w.numpy(), vals["l1/W"] + 1)
     assert_loaded(other, vals, {n: n for n in other.param_variables()})
+
+
+def test_tensor_suffix_is_accepted_in_ignore_params_and_var_name_mapping():
+    ckpt = {"l1/W": np.zeros((2, 3), F32), "l1/b": np.zeros(3, F32), "old/W": np.ones((3, 4), F32)}
+    p = plan(ckpt=ckpt, ignore_params=["l1/b:0"], var_name_mapping={"l2/W:0": "old/W:0"})
+    assert p.report.ignored == ("l1/b",) and dict(p.assign) == {"l1/W": "l1/W", "l2/W": "old/W"}
+    p = plan(ckpt=ckpt, ignore_params_prefixes=["l1/W:0"], var_name_mapping={"l2/W": "old/W"}, ignore_missing=True)
+    assert p.report.ignored == ("l1/W",)
+
+
+def _gates(n_rows, n, offset):
+    """A [n_rows, 4n] kernel whose gate block g holds offset + 10 * g + column within the block."""
+    return np.concatenate([np.full((n_rows, n), offset + 10.0 * g) + np.arange(n) for g in range(4)], axis=1
+                          ).astype("float32")
+
+
+def test_standard_lstm_kernel_is_converted_to_the_native_layout(tmp_path):
+    net = Network.from_dict({"l": {"class": "rec", "unit": "lstm", "n_out": 2, "from": "data"},
+                             "output": {"class": "softmax", "n_out": 2, "from": "l"}}, EXTERN)
+    kernel = np.concatenate([_gates(4, 2, 0.0), _gates(2, 2, 100.0)], axis=0)  # rows: inputs (4), then h (2)
+    bias = _gates(1, 2, 1000.0)[0]
+    path = save_v2(tmp_path / "m", {"l/rec/lstm_cell/kernel": kernel, "l/rec/lstm_cell/bias": bias,
+                                    "output/W": rnd(2, 2), "output/b": rnd(2)})
+    report = load_checkpoint(net, path)
+    got = values_of(net)
+    order = [1, 0, 2, 3]  # TF's LSTMCell: i, j, f, o; RETURNN's native LSTM: j, i, f, o
+    np.testing.assert_array_equal(got["l/rec/W"], _gates(4, 2, 0.0).reshape(4, 4, 2)[:, order].reshape(4, 8))
+    np.testing.assert_array_equal(got["l/rec/W_re"], _gates(2, 2, 100.0).reshape(2, 4, 2)[:, order].reshape(2, 8))
+    np.testing.assert_array_equal(got["l/rec/b"], bias.reshape(4, 2)[order].reshape(8))
+    assert report.unused == () and set(report.loaded) == set(net.param_variables())
+
+
+def test_subset_importer_through_load_checkpoint_puts_lstm_gates_into_their_gates(tmp_path):
+    """A checkpoint of a 2-unit LSTM into a 3-unit one whose custom_param_importer is "subset": the old parts are
+    inferred as RETURNN does (the new split info for the old shape), so each gate's block lands in its gate."""
+    net = Network.from_dict({"l": {"class": "rec", "unit": "lstm", "n_out": 3, "from": "data",
+                                   "custom_param_importer": "subset"},
+                             "output": {"class": "softmax", "n_out": 2, "from": "data"}}, EXTERN)
+    before = values_of(net)
+    old_w, old_w_re, old_b = _gates(4, 2, 0.0), _gates(2, 2, 100.0), _gates(1, 2, 1000.0)[0]
+    path = save_v2(tmp_path / "m", {"l/rec/W": old_w, "l/rec/W_re": old_w_re, "l/rec/b": old_b,
+                                    "output/W": rnd(4, 2), "output/b": rnd(2)})
+    load_checkpoint(net, path)
+    got = values_of(net)
+    for g in range(4):
+        np.testing.assert_array_equal(got["l/rec/W"][:, 3 * g : 3 * g + 2], old_w[:, 2 * g : 2 * g + 2])
+        np.testing.assert_array_equal(got["l/rec/W"][:, 3 * g + 2], before["l/rec/W"][:, 3 * g + 2])
+        np.testing.assert_array_equal(got["l/rec/b"][3 * g : 3 * g + 2], old_b[2 * g : 2 * g + 2])
+        np.testing.assert_array_equal(got["l/rec/W_re"][:2, 3 * g : 3 * g + 2], old_w_re[:, 2 * g : 2 * g + 2])

@@ -80,12 +80,15 @@ def test_linear_without_bias_has_only_w():
              "batch_norm/v2_beta": (5,)},
         ),
         ({"class": "conv", "filter_size": [3], "n_out": 6}, {"W": (3, 5, 6), "bias": (6,)}),
-        ({"class": "rec", "unit": "lstm", "n_out": 2}, {"W": (5, 8), "W_re": (2, 8), "b": (8,)}),
+        ({"class": "rec", "unit": "lstm", "n_out": 2}, {"rec/W": (5, 8), "rec/W_re": (2, 8), "rec/b": (8,)}),
+        ({"class": "rec", "unit": "nativelstm", "n_out": 2}, {"rec/W": (5, 8), "rec/W_re": (2, 8), "rec/b": (8,)}),
         ({"class": "copy"}, {}),
+        ({"class": "pool", "mode": "max", "pool_size": [2]}, {}),
+        ({"class": "reduce", "mode": "max", "axis": "T"}, {}),
     ],
 )
 def test_param_names_and_shapes_follow_returnn(layer_dict, expected):
-    net = build({"output": layer_dict})
+    net = build({"output": layer_dict}, behavior_version=12)
     assert {p: tuple(v.shape) for p, v in net.layers["output"].params.items()} == expected
     assert set(net.param_variables()) == {f"output/{p}" for p in expected}
 
@@ -97,7 +100,7 @@ def test_lstm_split_info_has_four_gates_and_source_parts():
         "output": {"class": "rec", "unit": "lstm", "n_out": 2, "from": ["a", "b"]},
     })
     assert net.layers["output"].split_info == {
-        "W": [[3, 5], [2, 2, 2, 2]], "W_re": [[2], [2, 2, 2, 2]], "b": [[2, 2, 2, 2]],
+        "rec/W": [[3, 5], [2, 2, 2, 2]], "rec/W_re": [[2], [2, 2, 2, 2]], "rec/b": [[2, 2, 2, 2]],
     }
 
 
@@ -204,7 +207,7 @@ def test_dropout_only_in_training():
 @pytest.mark.parametrize("padding, strides", [("same", 1), ("valid", 1), ("valid", 2)])
 def test_conv_forward(padding, strides):
     net = build({"output": {"class": "conv", "filter_size": 3, "n_out": 2, "padding": padding, "strides": strides,
-                            "activation": "relu"}})
+                            "activation": "relu"}}, behavior_version=10)
     net.layers["output"].params["bias"].assign(np.array([0.1, -0.2], "float32"))
     v = values(net, "output")
     x = x_data(2, 7)
@@ -232,10 +235,10 @@ def _numpy_lstm(x, w, w_re, b, reverse=False):
 @pytest.mark.parametrize("direction", [1, -1])
 def test_lstm_forward_matches_native_lstm_gate_order(direction):
     net = build({"output": {"class": "rec", "unit": "lstm", "n_out": 3, "direction": direction}})
-    net.layers["output"].params["b"].assign(RNG.standard_normal(12).astype("float32"))
+    net.layers["output"].params["rec/b"].assign(RNG.standard_normal(12).astype("float32"))
     v = values(net, "output")
     x = x_data(2, 5)
-    expected = _numpy_lstm(x, v["W"], v["W_re"], v["b"], reverse=direction == -1)
+    expected = _numpy_lstm(x, v["rec/W"], v["rec/W_re"], v["rec/b"], reverse=direction == -1)
     np.testing.assert_allclose(net.call({"data": x}), expected, rtol=1e-4, atol=1e-5)
 
 
@@ -396,7 +399,7 @@ def test_building_does_not_trace_forward_unless_asked():
     net.call({"data": x_data()})
     assert CountingLayer.calls == 1
     build({"output": {"class": "traced_counting"}})
-    assert TracedCountingLayer.calls == 1
+    assert TracedCountingLayer.calls == 2  # once per graph: the outputs, and the outputs with sequence lengths
 
 
 def test_fast_init_is_reproducible_with_keras_seed_and_other_inits_are_keras():
@@ -442,3 +445,58 @@ def test_net_dict_network_saves_as_keras_file_and_loads_back(tmp_path):
                                         "#note": object()}}, extern)
     with pytest.raises(ConfigError, match="'output': option '#note' holds a object"):
         bad.keras_model.save(str(tmp_path / "bad.keras"))
+
+
+# --------------------------------------------------------------------------------------------------------------
+# sequence lengths
+
+
+@pytest.mark.parametrize("direction", [1, -1])
+def test_lstm_honours_sequence_lengths_in_both_directions(direction):
+    net = build({"output": {"class": "rec", "unit": "lstm", "n_out": 3, "direction": direction}})
+    net.layers["output"].params["rec/b"].assign(RNG.standard_normal(12).astype("float32"))
+    v = values(net, "output")
+    x, lens = x_data(3, 6), np.array([6, 2, 4], "int32")
+    y = np.asarray(net.call({"data": x, "data:seq_len": lens}))
+    for i, n in enumerate(lens):  # each sequence as if alone; the backward one starts at its own last frame
+        expected = _numpy_lstm(x[i : i + 1, :n], v["rec/W"], v["rec/W_re"], v["rec/b"], reverse=direction == -1)
+        np.testing.assert_allclose(y[i, :n], expected[0], rtol=1e-4, atol=1e-5)
+        assert not y[i, n:].any()  # 0 past the end, as RETURNN's native LSTM
+
+
+def test_pool_and_reduce_over_time_with_lengths():
+    net = build({"p": {"class": "pool", "mode": "max", "pool_size": [2]},
+                 "r": {"class": "reduce", "mode": "mean", "axis": "T", "from": "data", "is_output_layer": True},
+                 "output": {"class": "reduce", "mode": "max", "axis": "T", "from": "p"}})
+    x, lens = x_data(2, 7), np.array([7, 3], "int32")
+    outs = net.call({"data": x, "data:seq_len": lens})
+    lengths = net.output_lengths({"data": x, "data:seq_len": lens})
+    assert lengths == {"output": None, "r": None}
+    pooled = [x[i, : (n // 2) * 2].reshape(-1, 2, 5).max(axis=1) for i, n in enumerate(lens)]  # "valid", strides 2
+    np.testing.assert_allclose(outs[0], np.stack([p.max(axis=0) for p in pooled]), rtol=1e-6)
+    np.testing.assert_allclose(outs[1], np.stack([x[i, :n].mean(axis=0) for i, n in enumerate(lens)]), rtol=1e-5)
+
+
+@pytest.mark.parametrize("layer_dict, must_contain", [
+    ({"class": "pool", "mode": "median", "pool_size": [2]}, ["'mode'", "'max' or 'avg'"]),
+    ({"class": "pool", "mode": "max", "pool_size": [2, 2]}, ["'pool_size'", "1-D over time"]),
+    ({"class": "pool", "mode": "max", "pool_size": 3, "strides": 2, "dilation_rate": 2}, ["'dilation_rate'"]),
+    ({"class": "reduce", "mode": "max", "axis": "F"}, ["'axis'", "axis='T'"]),
+    ({"class": "reduce", "mode": "prod", "axis": "T"}, ["'mode'", "'logsumexp'"]),
+    ({"class": "reduce", "mode": "max", "axis": "T", "axes": "T"}, ["not both"]),
+])
+def test_pool_and_reduce_option_errors_name_the_option(layer_dict, must_contain):
+    with pytest.raises(ConfigError) as raised:
+        build({"output": layer_dict})
+    for part in must_contain:
+        assert part in str(raised.value), str(raised.value)
+
+
+def test_conv_with_bias_follows_behavior_version():
+    conv = {"class": "conv", "filter_size": 2, "n_out": 3}
+    assert set(build({"output": conv}).layers["output"].params) == {"W"}  # not set: 0, as RETURNN
+    assert set(build({"output": conv}, behavior_version=9).layers["output"].params) == {"W"}
+    assert set(build({"output": conv}, behavior_version=10).layers["output"].params) == {"W", "bias"}
+    assert set(build({"output": dict(conv, with_bias=True)}).layers["output"].params) == {"W", "bias"}
+    with pytest.raises(ConfigError, match="behavior_version"):
+        build({"output": conv}, behavior_version=-1)

@@ -526,3 +526,23 @@ def test_returnn_checkpoint_loads_by_name_and_reproduces_returnn_output(tmp_path
     assert {r.name for r in report.by_status(ParamStatus.COPIED)} == set(net.param_variables())
     io = np.load(prefix + ".io.npz", allow_pickle=False)
     np.testing.assert_allclose(net.call({"data": io["x"]}), io["y"], rtol=1e-5, atol=1e-6)
+
+
+def test_outputs_are_output_first_then_the_layers_with_a_loss_or_is_output_layer():
+    ext = {"data": {"dim": 3}, "classes": {"dim": 2, "sparse": True}}
+    net = build({"aux": {"class": "softmax", "from": "h", "loss": "ce", "target": "classes"},
+                 "h": {"class": "linear", "activation": "tanh", "n_out": 4},
+                 "probe": {"class": "copy", "from": "h", "is_output_layer": True},
+                 "output": {"class": "softmax", "from": "h", "loss": "ce", "target": "classes"}}, ext)
+    assert net.output_layers == ("output", "aux", "probe")
+    x = RNG.standard_normal((2, 5, 3)).astype("float32")
+    outs = net.keras_model(x)
+    assert isinstance(outs, list) and [tuple(o.shape) for o in outs] == [(2, 5, 2), (2, 5, 2), (2, 5, 4)]
+    np.testing.assert_allclose(net.call({"data": x})[0], outs[0], rtol=1e-6)
+    only = build({"l": {"class": "linear", "n_out": 2}, "enc_out": {"class": "softmax", "from": "l", "loss": "ce",
+                                                                     "target": "classes"}}, ext)
+    assert only.output_layers == ("enc_out",) and tuple(only.keras_model(x).shape) == (2, 5, 2)
+    with pytest.raises(ConfigError, match=r"no output.*'is_output_layer'"):
+        build({"l": {"class": "linear", "n_out": 2}}, ext)
+    with pytest.raises(ConfigError, match=r"'is_output_layer' must be True or False"):
+        build({"output": {"class": "linear", "n_out": 2, "is_output_layer": "yes"}}, ext)

@@ -76,6 +76,40 @@ def _grow_two_inputs(old_dims: tuple[int, int], new_dims: tuple[int, int]) -> tu
     return w_old, res.network.layers["output"].params["W"].numpy(), res
 
 
+def test_growing_a_source_of_a_copy_keeps_the_other_sources_rows_in_place_downstream():
+    # output reads copy(["a", "b"]): its W parts are [dim_a, dim_b] (RETURNN's rule), so when a grows 3 -> 5 in a
+    # subset transition, b's rows land at rows 5..7 also behind the copy
+    def net(dim_a):
+        return {"a": lin(dim_a, "data"), "b": lin(3, "data"), "c": {"class": "copy", "from": ["a", "b"]},
+                "output": out("c")}
+
+    old = Network.from_dict(net(3), ED)
+    assert old.layers["output"].split_info["W"] == [[3, 3], [3]]
+    w_old = old.layers["output"].params["W"].numpy().copy()
+    res = transition_network(old, net(5), extern_data=ED, epoch=2, copy_param_mode="subset")
+    w_new = res.network.layers["output"].params["W"].numpy()
+    np.testing.assert_array_equal(w_new[0:3], w_old[0:3])
+    np.testing.assert_array_equal(w_new[5:8], w_old[3:6])
+
+
+def test_subset_without_split_info_infers_the_lstm_gates():
+    """set_param_values_by_dict(copy_param_mode="subset") without split_info: the old parts are the layer's new
+    split info transformed to the old shape (RETURNN's rule), so each gate block lands in its gate."""
+    def net(n):
+        return {"l": {"class": "rec", "unit": "lstm", "n_out": n, "from": "data"}, "output": out("l")}
+
+    old = Network.from_dict(net(2), ED).layers["l"].get_param_values_dict()
+    layer = Network.from_dict(net(3), ED).layers["l"]
+    before = layer.get_param_values_dict()
+    report = layer.set_param_values_by_dict(old, copy_param_mode="subset")
+    got = layer.get_param_values_dict()
+    for g in range(4):
+        np.testing.assert_array_equal(got["rec/W"][:, 3 * g: 3 * g + 2], old["rec/W"][:, 2 * g: 2 * g + 2])
+        np.testing.assert_array_equal(got["rec/W"][:, 3 * g + 2], before["rec/W"][:, 3 * g + 2])
+        np.testing.assert_array_equal(got["rec/W_re"][:2, 3 * g: 3 * g + 2], old["rec/W_re"][:, 2 * g: 2 * g + 2])
+    assert "inferred" in report.records[0].reason
+
+
 def test_first_of_two_inputs_grows_rows_land_at_offset():
     # an output reading ["a", "b"] where a grows 3 -> 5: b's rows must land at rows 5..7
     w_old, w_new, res = _grow_two_inputs((3, 3), (5, 3))

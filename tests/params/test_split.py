@@ -14,6 +14,7 @@ from transition.errors import ConfigError, ShapeMismatchError
 from transition.params._split import (
     check_axis_splits,
     copy_with_new_split_axes,
+    transform_split_info_to_shape,
     whole_axis_splits,
 )
 
@@ -167,3 +168,47 @@ def test_matches_returnn():
     for (old, new), expected in zip(cases, theirs):
         ours = copy_with_new_split_axes(old, new, _values(old), np.full(_shape(new), -3.0))
         np.testing.assert_array_equal(ours, np.asarray(expected).reshape(_shape(new)), err_msg=f"{old} -> {new}")
+
+
+_TRANSFORM_ORACLE = """
+import json, sys
+from returnn.tf.util.basic import transform_param_axes_split_info_to_new_shape as transform
+out = []
+for info, shape in json.load(sys.stdin):
+    try:
+        out.append(transform(info, shape))
+    except AssertionError:
+        out.append(None)
+json.dump(out, sys.stdout)
+"""
+
+
+def _transform_cases(rng):
+    cases = [([[3], [2, 2, 2, 2]], [3, 12]), ([[5, 3], [4]], [7, 4]), ([[2, 2, 2, 2]], [4]), ([[4], [1, 1]], [6, 3])]
+    for _ in range(60):
+        info, shape = [], []
+        for _axis in range(int(rng.integers(1, 4))):
+            parts = [int(p) for p in rng.integers(1, 5, int(rng.integers(1, 5)))]
+            if rng.random() < 0.3:
+                parts = [parts[0]] * len(parts)  # gates
+            info.append(parts)
+            shape.append(max(0, sum(parts) + int(rng.integers(-3, 6))))
+        cases.append((info, shape))
+    return cases
+
+
+@pytest.mark.oracle
+def test_inferred_old_parts_match_returnn():
+    pytest.importorskip("returnn")
+    cases = _transform_cases(np.random.default_rng(1))
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
+    proc = subprocess.run([sys.executable, "-c", _TRANSFORM_ORACLE], input=json.dumps(cases), capture_output=True,
+                          text=True, env=env, timeout=300)
+    if proc.returncode != 0:
+        pytest.skip(f"returnn oracle not usable here: {proc.stderr[-300:]}")
+    for (info, shape), expected in zip(cases, json.loads(proc.stdout.splitlines()[-1])):
+        if expected is None:
+            with pytest.raises(ShapeMismatchError):
+                transform_split_info_to_shape(info, shape)
+        else:
+            assert transform_split_info_to_shape(info, shape) == expected, (info, shape)

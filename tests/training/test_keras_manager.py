@@ -257,10 +257,13 @@ GROWING = textwrap.dedent(
 )
 
 
-def _run_growing(script, model, kill_when=None, timeout=120):
+def _run_growing(script, model, kill_when=None, timeout=120, kill_at=None):
     """Run the script; with `kill_when(files)`, SIGKILL it (this process only) once that holds for the model's
-    files, after a short random delay. Returns the exit code."""
+    files, after a short random delay; with `kill_at`, it kills itself there (the store's fault points). Returns
+    the exit code."""
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    if kill_at is not None:
+        env["TRANSITION_TEST_KILL_AT"] = kill_at
     proc = subprocess.Popen([sys.executable, str(script), model], env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
     directory = os.path.dirname(model)
@@ -289,10 +292,12 @@ def test_growing_keras_model_under_fit_resumes_bit_identically_after_sigkill(tmp
     ref = str(tmp_path / "ref" / "net")
     assert _run_growing(script, ref) == 0
     run = str(tmp_path / "run" / "net")
-    # first kill: somewhere after the first mid-epoch save of epoch 2; second: after the grown epoch 3 began
+    # first kill: somewhere after the first mid-epoch save of epoch 2; second: right after the save after the last
+    # batch of the grown epoch 3 (global step 24; only the epoch's end is left: its logs, validation, callbacks)
     _run_growing(script, run, kill_when=lambda files: any(f.startswith("net.002.step") for f in files))
-    _run_growing(script, run, kill_when=lambda files: any(f.startswith("net.003.step") for f in files))
+    assert _run_growing(script, run, kill_at="committed:net.003.step00000008") == -signal.SIGKILL
     assert _run_growing(script, run) == 0
+    _assert_same_checkpoints(ref, run, 3)
     _assert_same_checkpoints(ref, run, 4)
     restored, _ = _checkpoint(run, 4)
     assert restored.params["hidden/kernel"].shape == (4, 12)  # the grown network

@@ -97,3 +97,37 @@ def test_optimizer_factory_and_learning_rate():
         optimizer_factory({"class": "sgd", "momentun": 0.1})
     with pytest.raises(ConfigError, match="class"):
         optimizer_factory({"epsilon": 1.0})
+
+
+def test_a_checkpoint_with_the_old_rec_names_restores_params_and_slots():
+    """Checkpoints of this project written before the rec layer took RETURNN's names (l/W -> l/rec/W) resume."""
+    import keras
+
+    from transition.network._network import Network
+    from transition.training._optimizer_state import (
+        assign_checkpoint_params,
+        optimizer_arrays,
+        restore_optimizer,
+    )
+
+    ext = {"data": {"dim": 3}, "classes": {"dim": 2, "sparse": True}}
+    net_dict = {"l": {"class": "rec", "unit": "lstm", "n_out": 2}, "output": {"class": "softmax", "from": "l",
+                                                                              "loss": "ce", "target": "classes"}}
+    net = Network.from_dict(net_dict, ext)
+    opt = keras.optimizers.Adam()
+    opt.build(list(net.trainable_variables))
+    rng = np.random.default_rng(0)
+    for var in [*net.param_variables().values(), *opt.variables]:
+        var.assign(rng.standard_normal(var.shape).astype(var.dtype))
+    old = {name.replace("/rec/", "/"): v.numpy() for name, v in net.param_variables().items()}
+    old_slots = {name.replace("/rec/", "/"): np.array(v.numpy()) for name, v in optimizer_arrays(opt, net).items()}
+    assert "l/W_re" in old and "momentums/l/W_re" in old_slots
+    net2 = Network.from_dict(net_dict, ext)
+    opt2 = keras.optimizers.Adam()
+    opt2.build(list(net2.trainable_variables))
+    assign_checkpoint_params(net2, old, "old.001")
+    restore_optimizer(opt2, net2, old_slots, "old.001")
+    for name, var in net.param_variables().items():
+        np.testing.assert_array_equal(net2.param_variables()[name].numpy(), var.numpy())
+    for name, var in optimizer_arrays(opt, net).items():
+        np.testing.assert_array_equal(optimizer_arrays(opt2, net2)[name].numpy(), var.numpy())

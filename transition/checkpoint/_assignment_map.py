@@ -17,7 +17,7 @@ from transition.checkpoint._load_report import LoadReport
 from transition.checkpoint._reader import open_checkpoint
 from transition.errors import (
     ConfigError,
-    MissingParamsError,
+    MissingTensorsError,
     ShapeMismatchError,
     did_you_mean,
 )
@@ -150,7 +150,7 @@ class _Resolver:
                 missing.append(f"{full!r} (for {var_name!r}){did_you_mean(full, self.ckpt)}")
             resolved.append((full, var_name))
         if missing:
-            raise MissingParamsError(f"assignment map {key!r}: {target!r}: tensors not found in checkpoint "
+            raise MissingTensorsError(f"assignment map {key!r}: {target!r}: tensors not found in checkpoint "
                                      f"{self.path}: " + "; ".join(missing))
         for full, var_name in resolved:
             self.add(full, [var_name] if var_name in self.store else _collect_partitioned(var_name, self.store))

@@ -16,7 +16,7 @@ import attrs
 from transition.checkpoint._epochs import list_epoch_models
 from transition.checkpoint._load_report import LoadReport
 from transition.checkpoint._loading import load_checkpoint
-from transition.checkpoint._naming import epoch_from_filename
+from transition.checkpoint._naming import GLOBAL_STEP_TENSOR, epoch_from_filename
 from transition.checkpoint._reader import open_checkpoint
 from transition.errors import ConfigError, did_you_mean
 
@@ -215,15 +215,19 @@ class _Options:
             return self.load_epoch
         return epoch_from_filename(self.load) if self.load else None
 
+    def check_load_epoch(self, existing: Mapping[int, str]) -> None:
+        """RETURNN's rule: a `load_epoch` without `load` must name an epoch present under `model` (in any task,
+        also where it is then not used)."""
+        if self.load_epoch is not None and not self.load and self.load_epoch not in existing:
+            raise ConfigError(f"load_epoch={self.load_epoch}: no model file for that epoch under model={self.model!r}; "
+                              f"epochs present: {sorted(existing) or 'none'}")
+
     def pick_existing(self, existing: Mapping[int, str]) -> tuple[int, str]:
-        """(epoch, file) of the existing model to use: `load_epoch` (without `load`), else the newest."""
-        present = sorted(existing)
-        if self.load_epoch is not None and not self.load:
-            if self.load_epoch not in existing:
-                raise ConfigError(f"load_epoch={self.load_epoch}: no model file for that epoch under "
-                                  f"model={self.model!r}; epochs present: {present or 'none'}")
-            return self.load_epoch, existing[self.load_epoch]
-        return present[-1], existing[present[-1]]
+        """(epoch, file) of the existing model to use outside training: `load_epoch` (without `load`), else the
+        newest."""
+        self.check_load_epoch(existing)
+        epoch = self.load_epoch if self.load_epoch is not None and not self.load else max(existing)
+        return epoch, existing[epoch]
 
 
 @attrs.frozen
@@ -238,14 +242,19 @@ class _Start:
 
 
 def _training_start(o: _Options, existing: Mapping[int, str], notes: list[str]) -> _Start:
-    """RETURNN's rules in training: existing models under `model` win (continue at their epoch + 1);
+    """RETURNN's rules in training (EngineBase.get_epoch_model): the newest existing model under `model` wins (also
+    over `load_epoch`, which must still name an existing epoch) and training continues at its epoch + 1;
     `import_model_train_epoch1` starts a new training; `load` continues at its epoch + 1."""
+    o.check_load_epoch(existing)
     if existing:
-        epoch, file = o.pick_existing(existing)
+        epoch = max(existing)
+        if o.load_epoch is not None and not o.load and o.load_epoch != epoch:
+            notes.append(f"load_epoch={o.load_epoch} ignored in training: the newest epoch {epoch} under "
+                         f"model={o.model!r} is resumed (as in RETURNN)")
         for key, val in (("load", o.load), ("import_model_train_epoch1", o.imp)):
             if val:
                 notes.append(f"{key}={val!r} ignored: the existing model under model={o.model!r} wins")
-        return _Start(False, epoch + 1, ROLE_EXISTING, file, epoch)
+        return _Start(False, epoch + 1, ROLE_EXISTING, existing[epoch], epoch)
     if o.imp:
         if o.load:
             notes.append(f"load={o.load!r} ignored: import_model_train_epoch1 wins in training")
@@ -256,8 +265,6 @@ def _training_start(o: _Options, existing: Mapping[int, str], notes: list[str]) 
             notes.append(f"epoch of load={o.load!r} unknown (no .NNN suffix, no load_epoch): new training from it")
             return _Start(True, 1, ROLE_LOAD, o.load)
         return _Start(False, epoch + 1, ROLE_LOAD, o.load, epoch)
-    if o.load_epoch is not None:
-        raise ConfigError(f"load_epoch={o.load_epoch}: no model files under model={o.model!r}; epochs present: none")
     return _Start(True, 1)
 
 
@@ -269,8 +276,6 @@ def _other_task_start(o: _Options, task: str, existing: Mapping[int, str], notes
         epoch = o.load_file_epoch
         return _Start(False, epoch, ROLE_LOAD, o.load, epoch)
     if existing or o.load_epoch is not None:
-        if not existing:
-            raise ConfigError(f"load_epoch={o.load_epoch}: no model files under model={o.model!r}")
         epoch, file = o.pick_existing(existing)
         return _Start(False, epoch, ROLE_EXISTING, file, epoch)
     if o.allow_random:
@@ -283,8 +288,9 @@ def _other_task_start(o: _Options, task: str, existing: Mapping[int, str], notes
 
 def decide_loading(options: Mapping[str, Any], task: str, existing_epochs: Mapping[int, str]) -> LoadPlan:
     """Decide what to load (pure). `existing_epochs` are the epoch files present under option `model`
-    {epoch: path}. Rules as in RETURNN: in training, existing models under `model` win over `load` and
-    `import_model_train_epoch1` and training continues at their epoch + 1; `import_model_train_epoch1` starts a new
+    {epoch: path}. Rules as in RETURNN's EngineBase: in training, the newest existing model under `model` wins over
+    `load`, `load_epoch` and `import_model_train_epoch1` and training continues at its epoch + 1 (a `load_epoch`
+    without `load` must name an existing epoch, in every task); `import_model_train_epoch1` starts a new
     training at epoch 1; `load` continues at its epoch + 1; other tasks need a model unless
     `allow_random_model_init`. preload_from_files entries apply in sorted name order, init_for_train ones only at
     the start of a new training, the others only outside training."""
@@ -337,7 +343,7 @@ def decide_and_load(
                                        skip_params=frozenset(done)))
         if not plan.new_training:
             with open_checkpoint(plan.model_file) as reader:
-                if reader.has("global_step"):
-                    step = int(reader.read("global_step"))
+                if reader.has(GLOBAL_STEP_TENSOR):
+                    step = int(reader.read(GLOBAL_STEP_TENSOR))
     return LoadDecision(plan=plan, start_epoch=plan.start_epoch, loaded_epoch=plan.model_epoch,
                         global_train_step=step, files=plan.files, reports=tuple(reports), log_line=plan.log_line())

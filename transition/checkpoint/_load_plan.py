@@ -6,6 +6,10 @@ A layer's `custom_param_importer` works as in RETURNN: a callable gets every che
 name (keys relative to the layer) and does the assignment; a copy mode string ("reset", "ifpossible", "subset")
 decides, with the rules of `transition.params`, what happens to that layer's params when the checkpoint's shape
 differs, while names, dtypes and missing params are checked as for any other param.
+
+A param whose name the checkpoint lacks is looked for under its old names and in the layouts that `_param_renames`
+converts (e.g. RETURNN's standard LSTM). Names given with TF's ``:0`` suffix (``ignore_params``,
+``ignore_params_prefixes``, ``var_name_mapping``) mean the name without it.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import attrs
 import numpy as np
 
 from transition.checkpoint._load_report import LoadReport
+from transition.checkpoint._param_renames import Conversion, find_conversion
 from transition.errors import (
     ConfigError,
     MissingParamsError,
@@ -119,6 +124,13 @@ class ParamLoadPlan:
     custom_skipped: Mapping[str, tuple[str, ...]]  # layer -> params of it in skip_params (restored after import)
     partial: Mapping[str, str]  # network name -> checkpoint name, copied by its layer's "subset" copy mode
     report: LoadReport
+    conversions: Mapping[str, Conversion] = attrs.field(factory=dict)  # checkpoint-side name -> how to get it
+
+    def read(self, ckpt_name: str) -> np.ndarray:
+        """The value of a checkpoint-side name of this plan (converted where the plan converts it)."""
+        if ckpt_name in self.conversions:
+            return self.conversions[ckpt_name].read(self.source)
+        return self.source.read(ckpt_name)
 
 
 def np_dtype(dtype: Any) -> np.dtype:
@@ -205,6 +217,7 @@ class _Outcome:
     supplied: dict[str, np.ndarray] = attrs.Factory(dict)
     cast: dict[str, np.dtype] = attrs.Factory(dict)
     converted: dict[str, str] = attrs.Factory(dict)
+    conversions: dict[str, Conversion] = attrs.Factory(dict)  # network name -> its conversion
     custom: dict[str, dict[str, str]] = attrs.Factory(dict)
     custom_skipped: dict[str, tuple[str, ...]] = attrs.Factory(dict)
 
@@ -242,6 +255,8 @@ class _Planner:
             else:
                 raise ConfigError(f"var_name_mapping key {key!r} is not a param of the network"
                                   f"{did_you_mean(key, self.selected)}; keys are network names 'layer/param'")
+            if ckpt_name not in self.ckpt_set and _strip_tensor_suffix(ckpt_name) in self.ckpt_set:
+                ckpt_name = _strip_tensor_suffix(ckpt_name)
             if ckpt_name not in self.ckpt_set:
                 raise ConfigError(f"var_name_mapping[{key!r}] = {ckpt_name!r} is not in checkpoint {self.path}"
                                   f"{did_you_mean(ckpt_name, self.ckpt_names)}")
@@ -259,8 +274,12 @@ class _Planner:
                 custom_sel.setdefault(custom_of[net_name], []).append(net_name)
                 continue
             default = self.strip(net_name)
-            self.resolved[net_name] = mapping.get(net_name, default)
-            if self.ignores(default, self.resolved[net_name]):
+            self.resolved[net_name] = ckpt_name = mapping.get(net_name, default)
+            conversion = find_conversion(ckpt_name, self.ckpt_set, self.source) if (
+                ckpt_name not in self.ckpt_set) else None
+            if conversion is not None:
+                self.out.conversions[net_name] = conversion
+            if self.ignores(default, ckpt_name, *(conversion.sources if conversion else ())):
                 self.out.ignored.append(net_name)
             elif resets(self.copy_modes.get(net_name)):
                 self.out.kept_init.append(net_name)
@@ -296,9 +315,14 @@ class _Planner:
         shape, dtype = self.specs[net_name]
         ckpt_name = self.resolved[net_name]
         mode = self.copy_modes.get(net_name)
+        conversion = self.out.conversions.get(net_name)
         if ckpt_name in self.ckpt_set:
             c_shape, c_dtype = tuple(self.source.shape(ckpt_name)), np_dtype(self.source.dtype(ckpt_name))
             origin = f"checkpoint {self.path} has {ckpt_name!r}"
+        elif conversion is not None:
+            c_shape, c_dtype = conversion.shape, np_dtype(conversion.dtype)
+            origin = f"checkpoint {self.path} gives {ckpt_name!r} by {conversion.how}"
+            self.out.converted[net_name] = conversion.how
         elif custom_missing_load_func is not None and (
             value := custom_missing_load_func(name=self.strip(net_name), shape=shape, reader=self.source)
         ) is not None:
@@ -312,6 +336,7 @@ class _Planner:
         decision = decide_copy(c_shape, shape, mode)
         if decision.action is Action.KEEP_INIT:  # "ifpossible" with another shape
             self.out.kept_init.append(net_name)
+            self.out.converted.pop(net_name, None)
             return
         if decision.action is Action.MISMATCH:
             why = (" (its layer's custom_param_importer 'subset' needs the same number of dims)"
@@ -319,7 +344,8 @@ class _Planner:
             raise ShapeMismatchError(f"param {net_name!r} has shape {shape} but {origin} with shape {c_shape}"
                                      f"{why}; fix the network or map/ignore this param")
         if decision.action is Action.PARTIAL:
-            self.out.converted[net_name] = f"subset {c_shape} -> {shape}"
+            self.out.converted[net_name] = "; ".join(
+                filter(None, (self.out.converted.get(net_name), f"subset {c_shape} -> {shape}")))
         self.plan_cast(net_name, dtype, c_dtype, origin, cast)
         if net_name not in self.out.supplied:
             target = self.out.partial if decision.action is Action.PARTIAL else self.out.assign
@@ -339,6 +365,8 @@ class _Planner:
     def unused(self) -> list[str]:
         out = self.out
         used = {*out.assign.values(), *out.partial.values(), *(c for v in out.custom.values() for c in v.values())}
+        used.update(s for n, conv in out.conversions.items() if n in out.assign or n in out.partial
+                    for s in conv.sources)
         return [n for n in self.ckpt_names if n not in used]
 
     def check_missing(self, ignore_missing: bool) -> None:
@@ -359,6 +387,8 @@ class _Planner:
         out = self.out
         custom_names = {n for layer in out.custom for n in custom_sel[layer]}
         mapped = {n: self.resolved[n] for n in out.assign if self.resolved[n] != n}
+        mapped.update({n: ", ".join(conv.sources) for n, conv in out.conversions.items()
+                       if n in out.assign or n in out.partial})
         mapped.update({n: f"custom_missing_load_func({self.strip(n)!r})" for n in out.supplied})
         loaded = tuple(n for n in self.selected if n in out.assign or n in out.partial or n in out.supplied
                        or (n in custom_names and n not in self.skip_params))
@@ -387,10 +417,10 @@ def plan_load(
     `LoadOptions` (`options`, or as keywords).
     """
     o = options if options is not None else LoadOptions.make("plan_load", **load_options)
-    planner = _Planner(specs, source, path, o.prefix, copy_modes or {}, o.skip_params,
-                       _Ignores(o.ignore_params, o.ignore_params_prefixes))
+    ignores = _Ignores(_without_tensor_suffix(o.ignore_params), _without_tensor_suffix(o.ignore_params_prefixes))
+    planner = _Planner(specs, source, path, o.prefix, copy_modes or {}, o.skip_params, ignores)
     planner.check_prefix()
-    mapping = planner.resolve_mapping(dict(o.var_name_mapping or {}))
+    mapping = planner.resolve_mapping({_strip_tensor_suffix(k): v for k, v in (o.var_name_mapping or {}).items()})
     candidates, custom_sel = planner.classify(mapping, custom_layers)
     planner.plan_custom(custom_sel, mapping)
     planner.ignores.check(planner.resolved.values(), planner.ckpt_names)
@@ -402,6 +432,19 @@ def plan_load(
     for net_name in candidates:
         planner.plan_param(net_name, o.custom_missing_load_func, o.cast)
     planner.check_missing(o.ignore_missing)
+    used = {**out.assign, **out.partial}
+    conversions = {used[n]: conv for n, conv in out.conversions.items() if n in used}
     return ParamLoadPlan(path=path, source=source, assign=out.assign, supplied=out.supplied, cast=out.cast,
                          custom=out.custom, custom_skipped=out.custom_skipped, partial=out.partial,
-                         report=planner.report(custom_sel))
+                         report=planner.report(custom_sel), conversions=conversions)
+
+
+def _strip_tensor_suffix(name: Any) -> Any:
+    """A name given with TF's tensor suffix ``:0`` means the name without it."""
+    return name[:-2] if isinstance(name, str) and name.endswith(":0") else name
+
+
+def _without_tensor_suffix(names: Iterable[str]) -> Iterable[str]:
+    if isinstance(names, str):
+        return names  # _Ignores names the error
+    return [_strip_tensor_suffix(n) for n in names]

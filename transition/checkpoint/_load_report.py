@@ -14,8 +14,8 @@ __all__ = ["LoadReport"]
 class LoadReport:
     """What a load did. Names in `loaded`, `missing`, `ignored`, `skipped`, `kept_init` are network names
     (``layer/param``); `unused` are checkpoint names; `mapped` is {network name: checkpoint name} where they differ;
-    `converted` is {network name: how the value was converted}, a float cast ("float64 -> float32") or a partial
-    copy by the layer's copy mode ("subset (4, 3) -> (4, 5)"); `custom_layers` are layers loaded through their
+    `converted` is {network name: how the value was converted}, a float cast ("float64 -> float32"), a partial
+    copy by the layer's copy mode ("subset (4, 3) -> (4, 5)"), an old name or another layout; `custom_layers` are layers loaded through their
     callable custom_param_importer; `kept_init` are params that their layer's copy-mode custom_param_importer
     ("reset", or "ifpossible" with another shape) left at their init."""
 
@@ -40,7 +40,7 @@ class LoadReport:
             if name in self.mapped:
                 extra.append(f"from {self.mapped[name]}")
             if name in self.converted:
-                extra.append(f"cast {self.converted[name]}")
+                extra.append(self.converted[name])
             lines.append(f"  loaded   {name}" + (f"  ({', '.join(extra)})" if extra else ""))
         for layer in self.custom_layers:
             lines.append(f"  custom   {layer}  (custom_param_importer)")

@@ -42,7 +42,11 @@ def execute_plan(network: Any, plan: ParamLoadPlan) -> LoadReport:
     def value_of(net_name: str, value: Any) -> Any:
         return np.asarray(value).astype(plan.cast[net_name]) if net_name in plan.cast else value
 
-    read = getattr(plan.source, "read_for_assign", plan.source.read)  # a TF bundle: tensors, no numpy copy
+    read_direct = getattr(plan.source, "read_for_assign", plan.source.read)  # a TF bundle: tensors, no numpy copy
+
+    def read(ckpt_name: str) -> Any:
+        return plan.read(ckpt_name) if ckpt_name in plan.conversions else read_direct(ckpt_name)
+
     for net_name, ckpt_name in plan.assign.items():
         layer, param = _split(network, net_name)
         network.layers[layer].params[param].assign(value_of(net_name, read(ckpt_name)))
@@ -52,7 +56,7 @@ def execute_plan(network: Any, plan: ParamLoadPlan) -> LoadReport:
     partial: dict[str, dict[str, np.ndarray]] = {}
     for net_name, ckpt_name in plan.partial.items():
         layer, param = _split(network, net_name)
-        partial.setdefault(layer, {})[param] = value_of(net_name, plan.source.read(ckpt_name))
+        partial.setdefault(layer, {})[param] = value_of(net_name, plan.read(ckpt_name))
     for layer_name, values_dict in partial.items():  # the layer's copy mode ("subset") copies what fits
         network.layers[layer_name].set_param_values_by_dict(values_dict)
     for layer_name, names in plan.custom.items():

@@ -5,7 +5,8 @@ A checkpoint is a TF bundle at a prefix that follows RETURNN's naming: epoch end
 (`{model}.pretrain.{epoch:03d}` is RETURNN's pretrain variant), mid-epoch checkpoints at
 `{model}.{epoch:03d}.step{step_in_epoch:08d}`. Beside the bundle (`{prefix}.index`, `{prefix}.data-NNNNN-of-NNNNN`):
 `{prefix}.state.json`, `{prefix}.commit.json` (written last), `{prefix}.pending` while a save is under way, and
-temporaries `{prefix}.tmp-<16 hex>...`. The model's lock is `{model}.lock`.
+temporaries `{prefix}.tmp-<16 hex>...`. The model's lock is `{model}.lock`. In the bundle, the global train step is
+the int64 scalar `global_step` (RETURNN's name, which RETURNN needs to load a checkpoint).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ __all__ = [
     "PENDING_SUFFIX",
     "LOCK_SUFFIX",
     "SINGLE_DATA_SUFFIX",
+    "GLOBAL_STEP_TENSOR",
     "CommitState",
     "ParsedName",
     "epoch_prefix",
@@ -50,6 +52,7 @@ COMMIT_SUFFIX = ".commit.json"
 PENDING_SUFFIX = ".pending"
 LOCK_SUFFIX = ".lock"
 SINGLE_DATA_SUFFIX = ".data-00000-of-00001"  # what a single-shard SaveV2 writes
+GLOBAL_STEP_TENSOR = "global_step"  # the global train step in a bundle, as RETURNN names it
 
 _DATA = r"\.data-(?P<shard>\d{5})-of-(?P<shards>\d{5})"
 _DATA_RE = re.compile(_DATA + "$")

@@ -46,15 +46,16 @@ def _network_param_names(spec_path: str) -> list[str]:
             spec = json.load(fp)
     except (OSError, ValueError) as exc:
         raise ConfigError(f"--only-network {spec_path}: cannot read it as JSON: {exc}") from exc
-    if not isinstance(spec, dict) or set(spec) != {"network", "extern_data"}:
+    if not isinstance(spec, dict) or not {"network", "extern_data"} <= set(spec) <= {
+            "network", "extern_data", "behavior_version"}:
         keys = sorted(spec) if isinstance(spec, dict) else type(spec).__name__
         raise ConfigError(
-            f"--only-network {spec_path} must hold a JSON object with exactly the keys 'network' (the net dict) and "
-            f"'extern_data'; it has {keys}"
+            f"--only-network {spec_path} must hold a JSON object with the keys 'network' (the net dict) and "
+            f"'extern_data' (and optionally 'behavior_version'); it has {keys}"
         )
     from transition.network._network import Network
 
-    network = Network.from_dict(spec["network"], spec["extern_data"])
+    network = Network.from_dict(spec["network"], spec["extern_data"], behavior_version=spec.get("behavior_version"))
     return sorted(network.param_variables())
 
 

@@ -1,4 +1,11 @@
-"""Build a `Network` from a RETURNN-style net dict: resolve "from", order the layers, create the Keras graph."""
+"""Build a `Network` from a RETURNN-style net dict: resolve "from", order the layers, create the Keras graphs.
+
+The outputs are, as in RETURNN, the layer "output" and every layer with a loss or `"is_output_layer": True`
+("output" first, then in the net dict's order). Three Keras models share the layers: `keras_model` (the outputs;
+every frame counts), `loss_model` (what the losses read) and, when the net reads data with a time axis,
+`lengths_model`, which also takes the sequence lengths `"<key>:seq_len"` of that data and gives each output's
+lengths (`"len/<layer>"`) beside the outputs (`"out/<layer>"`) and the losses' inputs (`"loss/<layer>"`).
+"""
 
 from __future__ import annotations
 
@@ -13,11 +20,15 @@ from transition.netdict._netdict import is_layer_key, normalize_layer_dict
 from transition.network import _layers  # noqa: F401  (registers the built-in layer classes)
 from transition.network._extern_data import parse_extern_data
 from transition.network._layer import Layer
-from transition.network._layers_base import DataInfo, NetLayer, get_layer_class
+from transition.network._layers_base import DataInfo, NetLayer, SeqLenOf, dry_params, get_layer_class
 from transition.network._losses import LOSSES
 
-__all__ = ["BuiltNet", "build_from_dict"]
+__all__ = ["BuiltNet", "build_from_dict", "dry_build", "output_layer_names", "seq_len_key"]
 
+
+def seq_len_key(key: str) -> str:
+    """The name of the sequence lengths of extern data `key`: "<key>:seq_len"."""
+    return f"{key}:seq_len"
 
 
 def _check_layer_name(name: Any) -> None:
@@ -109,6 +120,10 @@ class BuiltNet:
     loss_model: keras.Model | None
     losses: Mapping[str, tuple[str, str, float, bool]]  # layer -> (loss, target, scale, output is logits)
     input_keys: tuple[str, ...]
+    outputs: tuple[str, ...] = ()
+    lengths_model: keras.Model | None = None
+    time_keys: tuple[str, ...] = ()  # the inputs with a time axis (their lengths feed lengths_model)
+    extern_time_keys: tuple[str, ...] = ()  # every extern_data key with a time axis (inputs and targets)
 
 
 def _layer_dicts(net_dict: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
@@ -125,53 +140,139 @@ def _layer_dicts(net_dict: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
         if "class" not in d:
             raise ConfigError(f"layer {name!r}: missing option 'class' (e.g. 'class': 'linear')")
         layer_dicts[name] = d
-    if "output" not in layer_dicts:
-        raise ConfigError(
-            f"the net dict has no layer 'output'{did_you_mean('output', layer_dicts)}; the network's output is the "
-            "layer named 'output'"
-        )
     return layer_dicts
+
+
+def output_layer_names(layer_dicts: Mapping[str, Mapping[str, Any]]) -> tuple[str, ...]:
+    """The outputs of a net dict as RETURNN has them: "output" (if there is one) first, then every layer with a
+    loss or `"is_output_layer": True`; a ConfigError when there is none."""
+    for name, d in layer_dicts.items():
+        flag = d.get("is_output_layer", False)
+        if not isinstance(flag, bool):
+            raise ConfigError(f"layer {name!r}: option 'is_output_layer' must be True or False, got {flag!r}")
+    names = [n for n in layer_dicts if n == "output"]
+    names += [n for n, d in layer_dicts.items()
+              if n != "output" and (d.get("loss") is not None or d.get("is_output_layer", False))]
+    if not names:
+        raise ConfigError(
+            f"the net dict has no output: no layer 'output'{did_you_mean('output', layer_dicts)} and no layer with a "
+            "'loss' or 'is_output_layer': True; name the output layer 'output' or mark the outputs"
+        )
+    return tuple(names)
+
+
+@attrs.frozen
+class _Plan:
+    """A checked net dict: extern data, layer dicts, outputs, classes, resolved sources and the build order."""
+
+    extern: Mapping[str, DataInfo]
+    layer_dicts: Mapping[str, Mapping[str, Any]]
+    outputs: tuple[str, ...]
+    classes: Mapping[str, type[NetLayer]]
+    sources: Mapping[str, list[tuple[str, str]]]
+    order: list[str]
+
+    @classmethod
+    def of(cls, net_dict: Mapping[str, Any], extern_data: Mapping[str, Any]) -> _Plan:
+        extern = parse_extern_data(extern_data)
+        layer_dicts = _layer_dicts(net_dict)
+        outputs = output_layer_names(layer_dicts)
+        classes = {name: get_layer_class(name, d["class"]) for name, d in layer_dicts.items()}
+        sources = {name: _resolve_sources(name, d, layer_dicts, extern) for name, d in layer_dicts.items()}
+        return cls(extern, layer_dicts, outputs, classes, sources, _topo_order(sources))
+
+    def layers(self, initial_values: Mapping[str, Mapping[str, Any]], behavior_version: int | None):
+        """Construct the layers in build order: (name, layer, (loss, target, scale) or None)."""
+        infos: dict[str, DataInfo] = {}
+        for name in self.order:
+            d = self.layer_dicts[name]
+            loss, target = _loss_spec(name, d, self.extern)
+            src_infos = [self.extern[s] if kind == "data" else infos[s] for kind, s in self.sources[name]]
+            layer = self.classes[name](name, layer_dict=d, sources=src_infos,
+                                       target_info=self.extern[target] if target is not None else None,
+                                       initial_values=initial_values.get(name), behavior_version=behavior_version)
+            infos[name] = layer.out_info
+            yield name, layer, loss
+
+
+def dry_build(net_dict: Mapping[str, Any], extern_data: Mapping[str, Any], behavior_version: int | None = None
+              ) -> dict[str, dict[str, tuple[int, ...]]]:
+    """Check a net dict as `build_from_dict` does (extern data, layer classes, options, sources, losses, outputs,
+    every layer's dims and params) without a Keras graph or variables; returns {layer: {param: shape}}."""
+    shapes: dict[str, dict[str, tuple[int, ...]]] = {}
+    with dry_params():
+        for name, layer, _ in _Plan.of(net_dict, extern_data).layers({}, behavior_version):
+            layer.create_params()
+            shapes[name] = dict(layer.param_shapes)
+    return shapes
 
 
 def build_from_dict(
     net_dict: Mapping[str, Any],
     extern_data: Mapping[str, Any],
     initial_values: Mapping[str, Mapping[str, Any]],
+    behavior_version: int | None = None,
 ) -> BuiltNet:
     """Check the net dict, build every layer in dependency order and the Keras models."""
-    extern = parse_extern_data(extern_data)
-    layer_dicts = _layer_dicts(net_dict)
-    classes = {name: get_layer_class(name, d["class"]) for name, d in layer_dicts.items()}
-    sources = {name: _resolve_sources(name, d, layer_dicts, extern) for name, d in layer_dicts.items()}
+    plan = _Plan.of(net_dict, extern_data)
+    extern, sources, outputs = plan.extern, plan.sources, plan.outputs
     read_keys = [k for k in extern if any(("data", k) in s for s in sources.values())]
     inputs = {
-        k: keras.Input(shape=extern[k].shape, dtype=extern[k].dtype, name=k if k not in layer_dicts else f"data_{k}")
+        k: keras.Input(shape=extern[k].shape, dtype=extern[k].dtype,
+                       name=k if k not in plan.layer_dicts else f"data_{k}")
         for k in read_keys
     }
     tensors: dict[str, Any] = {}
-    infos: dict[str, DataInfo] = {}
     built: dict[str, NetLayer] = {}
     losses: dict[str, tuple[str, str, float, bool]] = {}
     loss_outputs: dict[str, Any] = {}
-    for name in _topo_order(sources):
-        d = layer_dicts[name]
-        loss, target = _loss_spec(name, d, extern)
-        src_infos = [extern[s] if kind == "data" else infos[s] for kind, s in sources[name]]
-        layer = classes[name](name, layer_dict=d, sources=src_infos,
-                              target_info=extern[target] if target is not None else None,
-                              initial_values=initial_values.get(name))
+    for name, layer, loss in plan.layers(initial_values, behavior_version):
         x = [inputs[s] if kind == "data" else tensors[s] for kind, s in sources[name]]
-        tensors[name], infos[name], built[name] = layer(x), layer.out_info, layer
+        tensors[name], built[name] = layer(x), layer
         if loss is not None:
             is_logits = bool(layer.provides_logits) and loss[0] == "ce"
             loss_outputs[name] = layer(x, logits=True) if is_logits else tensors[name]
             losses[name] = (*loss, is_logits)
     model_inputs = inputs["data"] if read_keys == ["data"] else inputs
-    keras_model = keras.Model(inputs=model_inputs, outputs=tensors["output"], name="network")
+    out_tensors = tensors[outputs[0]] if len(outputs) == 1 else [tensors[n] for n in outputs]
+    keras_model = keras.Model(inputs=model_inputs, outputs=out_tensors, name="network")
     loss_model = keras.Model(inputs=model_inputs, outputs=loss_outputs, name="network_losses") if losses else None
+    time_keys = tuple(k for k in read_keys if extern[k].time)
+    lengths_model = None
+    if time_keys:
+        lengths_model = _lengths_model(plan.order, sources, built, inputs, time_keys, outputs, losses)
     layers = {
         name: Layer(name, params=built[name].params, split_info=built[name].split_info, layer_dict=d,
                     keras_layer=built[name])
-        for name, d in layer_dicts.items()
+        for name, d in plan.layer_dicts.items()
     }
-    return BuiltNet(layers, keras_model, loss_model, losses, tuple(read_keys))
+    return BuiltNet(layers, keras_model, loss_model, losses, tuple(read_keys), outputs, lengths_model, time_keys,
+                    tuple(k for k, info in extern.items() if info.time))
+
+
+def _lengths_model(order: list[str], sources: Mapping[str, list[tuple[str, str]]], built: Mapping[str, NetLayer],
+                   inputs: Mapping[str, Any], time_keys: tuple[str, ...], outputs: tuple[str, ...],
+                   losses: Mapping[str, tuple[str, str, float, bool]]) -> keras.Model:
+    """The layers called once more, with the sequence lengths of the time-axis inputs flowing beside the data."""
+    len_inputs = {k: keras.Input(shape=(), dtype="int32", name=seq_len_key(k)) for k in time_keys}
+    tensors: dict[str, Any] = {}
+    lengths: dict[str, Any] = {}
+    outs: dict[str, Any] = {}
+    for name in order:
+        layer = built[name]
+        x = [inputs[s] if kind == "data" else tensors[s] for kind, s in sources[name]]
+        src_lens = [len_inputs.get(s) if kind == "data" else lengths.get(s) for kind, s in sources[name]]
+        seq_len = next((length for length in src_lens if length is not None), None)
+        kwargs = {"seq_len": seq_len} if seq_len is not None else {}
+        tensors[name] = layer(x, **kwargs)
+        if seq_len is not None and layer.out_info.time:
+            same = type(layer).keeps_time_length and type(layer).out_seq_len is NetLayer.out_seq_len
+            lengths[name] = seq_len if same else SeqLenOf(layer)(tensors[name], seq_len)
+        if name in losses:
+            outs[f"loss/{name}"] = layer(x, logits=True, **kwargs) if losses[name][3] else tensors[name]
+    for name in dict.fromkeys(outputs + tuple(losses)):
+        outs[f"out/{name}"] = tensors[name]
+        if name in lengths:
+            outs[f"len/{name}"] = lengths[name]
+    return keras.Model(inputs={**inputs, **{seq_len_key(k): v for k, v in len_inputs.items()}}, outputs=outs,
+                       name="network_lengths")

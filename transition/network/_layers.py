@@ -3,12 +3,17 @@
 linear / softmax (`W` [n_in, n_out], `b` [n_out]; on a sparse input `W` [vocab, n_out] is an embedding),
 copy, activation, dropout, combine, layer_norm (`scale`, `bias`), batch_norm (`batch_norm/v2_mean`,
 `batch_norm/v2_variance`, `batch_norm/v2_gamma`, `batch_norm/v2_beta`), conv (1-D over time, `W`
-[filter_size, n_in, n_out], `bias` [n_out]); rec with unit lstm is in `_layers_rec.py`.
+[filter_size, n_in, n_out], `bias` [n_out] by default from behavior_version 10 on, as RETURNN); pool and reduce
+(no params) are in `_layers_time.py`, rec with unit lstm in `_layers_rec.py`.
+
+Sequence lengths: linear, activation, combine and layer_norm work frame by frame (padded frames are computed like
+the others, as in RETURNN); batch_norm with masked_time leaves padded frames out of its batch statistics; conv
+gives RETURNN's output lengths (and masks padded input frames with `use_time_mask`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from typing import Any
 
 import keras
 import tensorflow as tf
@@ -20,6 +25,7 @@ from transition.network._layers_base import (
     get_activation,
     register_layer_class,
 )
+from transition.network._layers_time import one_int, out_time_len
 
 __all__ = [
     "LinearLayer",
@@ -116,7 +122,8 @@ class CopyLayer(_DropoutMixin):
         src = self.sources[0]
         if src.sparse:
             return src
-        return DataInfo(dim=self.in_dim(), time=self.time())
+        parts = tuple(self.source_dims())  # consumers see the sources' parts (RETURNN's split info rule)
+        return DataInfo(dim=self.in_dim(), time=self.time(), parts=parts if len(parts) > 1 else None)
 
     def forward(self, inputs: list[tf.Tensor], training: bool, logits: bool = False) -> tf.Tensor:
         return self._dropout(self.concat(inputs), training)
@@ -195,8 +202,7 @@ class BatchNormLayer(NetLayer):
     layer_options = {"momentum": 0.1, "epsilon": 1e-3, "masked_time": None}
 
     def output_info(self) -> DataInfo:
-        # masked_time (RETURNN): whether padded frames are excluded from the statistics. Our inputs carry no
-        # padding mask (every frame counts), so both values give the same result; accepted for RETURNN configs.
+        # masked_time (RETURNN; default True): padded frames are left out of the batch statistics.
         if self.opts["masked_time"] not in (None, True, False):
             raise self.option_error("masked_time", self.opts["masked_time"], "give True or False")
         for key in ("momentum", "epsilon"):
@@ -212,13 +218,19 @@ class BatchNormLayer(NetLayer):
         self.add_param("batch_norm/v2_gamma", (n,), "ones", split_info=dims)
         self.add_param("batch_norm/v2_beta", (n,), "zeros", split_info=dims)
 
-    def forward(self, inputs: list[tf.Tensor], training: bool, logits: bool = False) -> tf.Tensor:
+    def forward(self, inputs: list[tf.Tensor], training: bool, logits: bool = False, seq_len: Any = None
+                ) -> tf.Tensor:
         x = self.concat(inputs)
         p = self.params
         mean_v, var_v = p["batch_norm/v2_mean"], p["batch_norm/v2_variance"]
         if training:
-            axes = list(range(x.shape.rank - 1))
-            mean, var = tf.nn.moments(x, axes=axes)
+            mask = self.time_mask(seq_len, x) if self.opts["masked_time"] is not False and self.time() else None
+            if mask is None:
+                mean, var = tf.nn.moments(x, axes=list(range(x.shape.rank - 1)))
+            else:
+                frames = tf.maximum(tf.reduce_sum(mask), 1.0)
+                mean = tf.reduce_sum(x * mask, axis=[0, 1]) / frames
+                var = tf.reduce_sum(tf.square(x - mean) * mask, axis=[0, 1]) / frames
             m = float(self.opts["momentum"])
             mean_v.assign(mean_v * (1.0 - m) + mean * m)
             var_v.assign(var_v * (1.0 - m) + var * m)
@@ -228,18 +240,11 @@ class BatchNormLayer(NetLayer):
         return y * p["batch_norm/v2_gamma"] + p["batch_norm/v2_beta"]
 
 
-def _one_int(layer: NetLayer, option: str) -> int:
-    value = layer.opts[option]
-    if isinstance(value, Sequence) and not isinstance(value, str):
-        if len(value) != 1:
-            raise layer.option_error(option, value, "conv is 1-D over time: give one int or a 1-element list")
-        value = value[0]
-    layer.opts[option] = value
-    return layer.check_int(option)
-
-
 class ConvLayer(NetLayer):
-    """1-D convolution over time: `W` [filter_size, n_in, n_out], `bias` [n_out], then the activation."""
+    """1-D convolution over time: `W` [filter_size, n_in, n_out], `bias` [n_out], then the activation.
+
+    `with_bias` defaults, as in RETURNN, to True from behavior_version 10 on and to False below. `use_time_mask`
+    zeroes the padded input frames first (RETURNN's option; off by default, as there)."""
 
     layer_options = {
         "n_out": REQUIRED,
@@ -248,18 +253,24 @@ class ConvLayer(NetLayer):
         "strides": 1,
         "dilation_rate": 1,
         "activation": None,
-        "with_bias": True,
+        "with_bias": None,
+        "use_time_mask": False,
     }
     keeps_time_length = False  # strides / "valid" padding change it
 
     def output_info(self) -> DataInfo:
         self.require_time()
-        self._filter = _one_int(self, "filter_size")
-        self._strides = _one_int(self, "strides")
-        self._dilation = _one_int(self, "dilation_rate")
+        self._filter = one_int(self, "filter_size", "conv")
+        self._strides = one_int(self, "strides", "conv")
+        self._dilation = one_int(self, "dilation_rate", "conv")
+        if isinstance(self.opts["padding"], str):
+            self.opts["padding"] = self.opts["padding"].lower()
         if self.opts["padding"] not in ("same", "valid"):
             raise self.option_error("padding", self.opts["padding"], "use 'same' or 'valid'")
+        if self.opts["with_bias"] is None:  # RETURNN: NotSpecified
+            self.opts["with_bias"] = self.behavior_version >= 10
         self.check_bool("with_bias")
+        self.check_bool("use_time_mask")
         self._activation_fn = get_activation(self.name, self.opts["activation"])
         return DataInfo(dim=self.check_int("n_out"), time=True)
 
@@ -272,8 +283,12 @@ class ConvLayer(NetLayer):
         if self.opts["with_bias"]:
             self.add_param("bias", (n_out,), "zeros")
 
-    def forward(self, inputs: list[tf.Tensor], training: bool, logits: bool = False) -> tf.Tensor:
+    def forward(self, inputs: list[tf.Tensor], training: bool, logits: bool = False, seq_len: Any = None
+                ) -> tf.Tensor:
         x = self.concat(inputs)
+        mask = self.time_mask(seq_len, x) if self.opts["use_time_mask"] else None
+        if mask is not None:
+            x = x * mask
         y = tf.nn.conv1d(
             x, self.params["W"], stride=self._strides, padding=self.opts["padding"].upper(),
             dilations=self._dilation,
@@ -281,6 +296,9 @@ class ConvLayer(NetLayer):
         if self.opts["with_bias"]:
             y = y + self.params["bias"]
         return self._activation_fn(y)
+
+    def out_seq_len(self, seq_len: tf.Tensor, output: tf.Tensor) -> tf.Tensor:
+        return out_time_len(seq_len, self._filter, self._strides, self.opts["padding"], self._dilation)
 
 
 for _name, _cls in [

@@ -5,16 +5,23 @@ Protocol of a layer class (see `NetLayer`; register it with `register_layer_clas
 - `layer_options`: {option: default} of the class-specific options (`REQUIRED` marks a mandatory one). Besides
   them every layer accepts `COMMON_OPTIONS` ("class", "from", "trainable", "custom_param_importer", "loss",
   "target", "loss_scale", "is_output_layer", "n_out" as a check of the output dim); keys starting with "#" are
-  comments. Any other key is a ConfigError naming the layer and the option.
+  comments. Any other key is a ConfigError naming the layer and the option. `self.behavior_version` is RETURNN's
+  behavior version of the net (0 when not given, as in RETURNN).
 - `min_sources` / `max_sources`: how many sources "from" may name; `accepts_sparse`: whether a source may be
   sparse (int ids).
 - `output_info(self) -> DataInfo`: the output's feature dim / sparsity / time axis, from `self.sources` (one
   `DataInfo` per source), `self.opts` (the options, defaults filled in) and `self.target_info`.
 - `create_params(self)`: creates every param with `self.add_param(name, shape, initializer, split_info=...)`;
   `split_info` lists the parts of each axis (default: one part per axis), e.g. [[3, 2], [n_out]] for a kernel
-  reading two sources of dims 3 and 2 (`self.source_dims()`).
-- `forward(self, inputs, training, logits=False)`: `inputs` is the list of source tensors; returns the output.
-  Classes that set `provides_logits` return the pre-softmax logits when `logits` is True (for the "ce" loss).
+  reading two sources of dims 3 and 2 (`self.source_dims()`; as RETURNN, a "copy" / "dropout" source counts as
+  its own sources, so a consumer of copy(["a", "b"]) sees the parts [dim_a, dim_b]).
+- `forward(self, inputs, training, logits=False, seq_len=None)`: `inputs` is the list of source tensors; returns
+  the output. Classes that set `provides_logits` return the pre-softmax logits when `logits` is True (for the "ce"
+  loss). `seq_len` ([batch] int32, or None: every frame is real) holds the sequence lengths of the (first) source
+  with a time axis; a class whose `forward` does not take `seq_len` never gets it (frames past a sequence's end
+  are then treated like the others, as RETURNN's linear layers do).
+- `out_seq_len(self, seq_len, output)`: the output's sequence lengths from the input's (default: the same when
+  `keeps_time_length`, else every output frame is real; None when the output has no time axis).
 - The symbolic output in a Keras graph comes from `output_info()` (no tracing of `forward`): a dense output has the
   layer's compute dtype, sparse ids the sparse source's dtype (else `DataInfo.dtype` if an int type, else int32);
   the time length is kept unless `keeps_time_length` is False. Set `trace_output_spec = True` to have Keras trace
@@ -23,8 +30,11 @@ Protocol of a layer class (see `NetLayer`; register it with `register_layer_clas
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import inspect
 import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, ClassVar
 
 import attrs
@@ -37,6 +47,8 @@ from transition.network._fast_init import as_tensor, draw_init
 from transition.params._split import check_axis_splits, whole_axis_splits
 
 __all__ = [
+    "SeqLenOf",
+    "dry_params",
     "REQUIRED",
     "COMMON_OPTIONS",
     "DataInfo",
@@ -71,12 +83,19 @@ COMMON_OPTIONS = (
 
 @attrs.frozen
 class DataInfo:
-    """What flows between layers: feature dim (vocab size when sparse), sparse ids or dense, time axis or not."""
+    """What flows between layers: feature dim (vocab size when sparse), sparse ids or dense, time axis or not, and
+    the parts of the feature axis when it concatenates several layers' outputs (a "copy" of several sources)."""
 
     dim: int
     sparse: bool = False
     time: bool = True
     dtype: str = "float32"
+    parts: tuple[int, ...] | None = None
+
+    @property
+    def feature_parts(self) -> tuple[int, ...]:
+        """The parts of the feature axis (one part unless it concatenates several sources)."""
+        return self.parts if self.parts else (self.dim,)
 
     @property
     def shape(self) -> tuple[int | None, ...]:
@@ -188,6 +207,35 @@ def _config_value(layer: str, option: str, value: Any) -> Any:
 # ---------------------------------------------------------------------------------------------------------------
 # base class
 
+_DRY = contextvars.ContextVar("transition_dry_params", default=False)
+
+
+@contextlib.contextmanager
+def dry_params() -> Iterator[None]:
+    """Within it, `add_param` checks and records a param's shape and split info but creates no variable (a net
+    dict checked without being built)."""
+    token = _DRY.set(True)
+    try:
+        yield
+    finally:
+        _DRY.reset(token)
+
+
+
+class SeqLenOf(keras.layers.Layer):
+    """The sequence lengths of a net layer's output: `out_seq_len` of that layer, as its own Keras op (Keras
+    expects every call of one layer to give the same structure, so the layer itself returns only its output)."""
+
+    def __init__(self, layer: NetLayer):
+        super().__init__(name=f"{layer.name}__seq_len", trainable=False)
+        object.__setattr__(self, "_out_seq_len", layer.out_seq_len)  # a bound method: not tracked by Keras
+
+    def call(self, output: tf.Tensor, seq_len: tf.Tensor) -> tf.Tensor:
+        return tf.cast(self._out_seq_len(tf.cast(seq_len, "int32"), output), "int32")
+
+    def compute_output_spec(self, output: Any, seq_len: Any) -> Any:
+        return keras.KerasTensor(tuple(output.shape)[:1], dtype="int32")
+
 
 class NetLayer(keras.layers.Layer):
     """A RETURNN-style layer as a Keras 3 layer; see the module docstring for the protocol of subclasses."""
@@ -234,6 +282,7 @@ class NetLayer(keras.layers.Layer):
         sources: Sequence[DataInfo],
         target_info: DataInfo | None = None,
         initial_values: Mapping[str, Any] | None = None,
+        behavior_version: int | None = None,
     ):
         trainable = layer_dict.get("trainable", True)
         if not isinstance(trainable, bool):
@@ -243,8 +292,10 @@ class NetLayer(keras.layers.Layer):
         setattr_(self, "layer_dict", dict(layer_dict))
         setattr_(self, "sources", tuple(sources))
         setattr_(self, "target_info", target_info)
+        setattr_(self, "behavior_version", int(behavior_version or 0))
         setattr_(self, "opts", type(self).parse_options(name, layer_dict))
         setattr_(self, "params", {})
+        setattr_(self, "param_shapes", {})
         setattr_(self, "split_info", {})
         setattr_(self, "param_initializers", {})
         setattr_(self, "initialized_from_values", {})  # param -> weakref of the array it was created from
@@ -312,8 +363,9 @@ class NetLayer(keras.layers.Layer):
             )
 
     def source_dims(self) -> list[int]:
-        """The feature dim of each source: the parts of a concatenated input's feature axis."""
-        return [s.dim for s in self.sources]
+        """The parts of the concatenated input's feature axis: the dim of each source, a "copy" of several sources
+        counting as those sources (RETURNN's rule for a consumer's split info)."""
+        return [d for s in self.sources for d in s.feature_parts]
 
     def in_dim(self) -> int:
         """The feature dim of the concatenated sources."""
@@ -337,18 +389,22 @@ class NetLayer(keras.layers.Layer):
         split_info: Sequence[Sequence[int]] | None = None,
         trainable: bool = True,
         dtype: str = "float32",
-    ) -> keras.Variable:
-        """Create param `name` (relative to the layer, may contain "/").
+    ) -> keras.Variable | None:
+        """Create param `name` (relative to the layer, may contain "/"); None within `dry_params`.
 
         When the network was given an initial value of exactly this shape, the variable is created from it
         (no random init, no extra copy) and the param is listed in `initialized_from_values`.
         """
         shape = tuple(int(d) for d in shape)
-        if name in self.params:
+        if name in self.param_shapes:
             raise TransitionError(f"layer {self.name!r}: param {name!r} is created twice")
         info = [list(map(int, p)) for p in split_info] if split_info is not None else whole_axis_splits(shape)
         check_axis_splits(info, shape, f"layer {self.name!r}, param {name!r}")
-        init = keras.initializers.get(initializer)
+        init = keras.initializers.get(initializer)  # an unknown initializer is an error, also in a dry build
+        self.param_shapes[name] = shape
+        self.split_info[name] = info
+        if _DRY.get():
+            return None
         value = self._initial_values.get(name)
         from_value = value is not None and tuple(np.shape(value)) == shape
         holder = [as_tensor(value, dtype) if from_value else draw_init(init, shape, dtype)]
@@ -362,7 +418,6 @@ class NetLayer(keras.layers.Layer):
             except TypeError:  # not weak-referenceable (e.g. a list): never skipped by the import
                 self.initialized_from_values[name] = None
         self.params[name] = var
-        self.split_info[name] = info
         self.param_initializers[name] = init
         return var
 
@@ -403,17 +458,21 @@ class NetLayer(keras.layers.Layer):
         self.create_params()
         self.built = True
 
-    def call(self, inputs: Any, training: bool | None = None, logits: bool = False) -> tf.Tensor:
-        """Keras' call: `forward` on the list of source tensors."""
+    def call(self, inputs: Any, training: bool | None = None, logits: bool = False, seq_len: Any = None
+             ) -> tf.Tensor:
+        """Keras' call: `forward` on the list of source tensors (with `seq_len`, the sources' sequence lengths,
+        where `forward` takes it)."""
         if not isinstance(inputs, (list, tuple)):
             inputs = [inputs]
-        return self.forward(list(inputs), bool(training), logits=logits)
+        kwargs = {"seq_len": seq_len} if seq_len is not None and _forward_takes_seq_len(type(self)) else {}
+        return self.forward(list(inputs), bool(training), logits=logits, **kwargs)
 
-    def compute_output_spec(self, inputs: Any, training: bool | None = None, logits: bool = False) -> Any:
+    def compute_output_spec(self, inputs: Any, training: bool | None = None, logits: bool = False,
+                            seq_len: Any = None) -> Any:
         """The symbolic output, from `out_info` (Keras would otherwise trace `forward` in a TF graph per layer,
         ~20 ms each). Classes with `trace_output_spec = True` are traced."""
         if type(self).trace_output_spec:
-            return super().compute_output_spec(inputs, training=training, logits=logits)
+            return super().compute_output_spec(inputs, training=training, logits=logits, seq_len=seq_len)
         xs = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
         info = self.out_info
         first = tuple(xs[0].shape)
@@ -429,6 +488,20 @@ class NetLayer(keras.layers.Layer):
             dtype = info.dtype if info.dtype.startswith(("int", "uint")) else "int32"
         return keras.KerasTensor(shape, dtype=dtype)
 
+    def out_seq_len(self, seq_len: tf.Tensor, output: tf.Tensor) -> tf.Tensor:
+        """The output's sequence lengths from the input's `seq_len` (called only when the output has a time axis):
+        the same when the class `keeps_time_length`, else every output frame counts. Override for strides,
+        "valid" padding and the like."""
+        if type(self).keeps_time_length:
+            return seq_len
+        return tf.fill(tf.shape(output)[:1], tf.shape(output)[1])
+
+    def time_mask(self, seq_len: tf.Tensor | None, x: tf.Tensor) -> tf.Tensor | None:
+        """[batch, time, 1] float mask of the real frames of `x` ([batch, time, dim]), or None without lengths."""
+        if seq_len is None:
+            return None
+        return tf.sequence_mask(seq_len, tf.shape(x)[1], dtype=x.dtype)[:, :, None]
+
     # -- to implement ------------------------------------------------------------------------------------------
 
     def output_info(self) -> DataInfo:
@@ -439,5 +512,17 @@ class NetLayer(keras.layers.Layer):
         """Create the params with `self.add_param`; default: none."""
 
     def forward(self, inputs: list[tf.Tensor], training: bool, logits: bool = False) -> tf.Tensor:
-        """The output from the source tensors (the pre-softmax logits if `logits` and `provides_logits`)."""
+        """The output from the source tensors (the pre-softmax logits if `logits` and `provides_logits`); add a
+        `seq_len=None` parameter to get the sequence lengths."""
         raise NotImplementedError(f"layer class {type(self).__name__} does not implement forward()")
+
+
+_TAKES_SEQ_LEN: dict[type, bool] = {}
+
+
+def _forward_takes_seq_len(cls: type[NetLayer]) -> bool:
+    """Whether the class' `forward` accepts `seq_len` (by name or via **kwargs); cached per class."""
+    if cls not in _TAKES_SEQ_LEN:
+        params = inspect.signature(cls.forward).parameters
+        _TAKES_SEQ_LEN[cls] = "seq_len" in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+    return _TAKES_SEQ_LEN[cls]

@@ -1,11 +1,17 @@
-"""The rec layer with unit "lstm": params as RETURNN's native LSTM (NativeLstm2).
+"""The rec layer with an LSTM unit ("lstm", "nativelstm2", "nativelstm"): params as RETURNN's native LSTMs.
 
-`W` [n_in, 4n], `W_re` [n, 4n], `b` [4n]; the 4n axis holds, in this order, the cell input (tanh), the input
-gate, the forget gate and the output gate (sigmoids): c_t = f * c_{t-1} + i * tanh(z), h_t = o * tanh(c_t).
-Split info: `W` [[n_in parts], [n, n, n, n]], `W_re` [[n], [n, n, n, n]], `b` [[n, n, n, n]].
+`rec/W` [n_in, 4n], `rec/W_re` [n, 4n], `rec/b` [4n] (RETURNN's names for these units); the 4n axis holds, in this
+order, the cell input (tanh), the input gate, the forget gate and the output gate (sigmoids):
+c_t = f * c_{t-1} + i * tanh(z), h_t = o * tanh(c_t). Split info: `rec/W` [[n_in parts], [n, n, n, n]], `rec/W_re`
+[[n], [n, n, n, n]], `rec/b` [[n, n, n, n]].
+
+Sequence lengths as NativeLstm2: past a sequence's end the state is kept and the output is 0; direction -1 runs
+over the reversed padded time axis, so each sequence starts at its own last frame.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import tensorflow as tf
 
@@ -16,9 +22,10 @@ from transition.network._layers_base import (
     register_layer_class,
 )
 
-__all__ = ["RecLayer", "LSTM_UNITS"]
+__all__ = ["RecLayer", "LSTM_UNITS", "REC_PARAMS"]
 
 LSTM_UNITS = ("lstm", "nativelstm2", "nativelstm")
+REC_PARAMS = ("rec/W", "rec/W_re", "rec/b")
 
 
 class RecLayer(NetLayer):
@@ -30,7 +37,7 @@ class RecLayer(NetLayer):
         unit = self.opts["unit"]
         if not isinstance(unit, str) or unit.lower() not in LSTM_UNITS:
             raise self.option_error("unit", unit, f"supported units: {list(LSTM_UNITS)}")
-        if self.opts["direction"] not in (1, -1):
+        if self.opts["direction"] not in (1, -1, None):
             raise self.option_error("direction", self.opts["direction"], "use 1 (forward) or -1 (backward)")
         self.require_time()
         return DataInfo(dim=self.check_int("n_out"), time=True)
@@ -38,30 +45,46 @@ class RecLayer(NetLayer):
     def create_params(self) -> None:
         n = self.opts["n_out"]
         gates = [n, n, n, n]
-        self.add_param("W", (self.in_dim(), 4 * n), "glorot_uniform", split_info=[self.source_dims(), gates])
-        self.add_param("W_re", (n, 4 * n), "glorot_uniform", split_info=[[n], gates])
-        self.add_param("b", (4 * n,), "zeros", split_info=[gates])
+        w, w_re, b = REC_PARAMS
+        self.add_param(w, (self.in_dim(), 4 * n), "glorot_uniform", split_info=[self.source_dims(), gates])
+        self.add_param(w_re, (n, 4 * n), "glorot_uniform", split_info=[[n], gates])
+        self.add_param(b, (4 * n,), "zeros", split_info=[gates])
 
-    def forward(self, inputs: list[tf.Tensor], training: bool, logits: bool = False) -> tf.Tensor:
+    def forward(self, inputs: list[tf.Tensor], training: bool, logits: bool = False, seq_len: Any = None
+                ) -> tf.Tensor:
         n = self.opts["n_out"]
+        w, w_re, b = (self.params[p] for p in REC_PARAMS)
         x = self.concat(inputs)  # [B, T, n_in]
-        z = tf.tensordot(x, self.params["W"], [[2], [0]]) + self.params["b"]  # [B, T, 4n]
-        z = tf.transpose(z, [1, 0, 2])  # time major
-        w_re = self.params["W_re"]
-        batch = tf.shape(z)[1]
-        zeros = tf.zeros(tf.stack([batch, n]), dtype=z.dtype)
-
-        def step(state, z_t):
-            c_prev, h_prev = state
-            g = z_t + tf.matmul(h_prev, w_re)
-            cell_in, in_gate, fgt_gate, out_gate = tf.split(g, 4, axis=-1)
-            c = tf.sigmoid(fgt_gate) * c_prev + tf.sigmoid(in_gate) * tf.tanh(cell_in)
-            h = tf.sigmoid(out_gate) * tf.tanh(c)
-            return c, h
-
+        z = tf.transpose(tf.tensordot(x, w, [[2], [0]]) + b, [1, 0, 2])  # time major [T, B, 4n]
+        zeros = tf.zeros(tf.stack([tf.shape(z)[1], n]), dtype=z.dtype)
         reverse = self.opts["direction"] == -1
-        _, hs = tf.scan(step, z, initializer=(zeros, zeros), reverse=reverse)
-        return tf.transpose(hs, [1, 0, 2])
+
+        def cell(c_prev, h_prev, z_t):
+            cell_in, in_gate, fgt_gate, out_gate = tf.split(z_t + tf.matmul(h_prev, w_re), 4, axis=-1)
+            c = tf.sigmoid(fgt_gate) * c_prev + tf.sigmoid(in_gate) * tf.tanh(cell_in)
+            return c, tf.sigmoid(out_gate) * tf.tanh(c)
+
+        if seq_len is None:
+            def step(state, z_t):
+                return cell(*state, z_t)
+
+            _, hs = tf.scan(step, z, initializer=(zeros, zeros), reverse=reverse)
+            return tf.transpose(hs, [1, 0, 2])
+
+        mask = tf.transpose(tf.sequence_mask(seq_len, tf.shape(z)[0], dtype=z.dtype))[:, :, None]  # [T, B, 1]
+        if reverse:  # as RETURNN: the whole padded axis reversed, padded frames first (they keep the zero state)
+            z, mask = tf.reverse(z, [0]), tf.reverse(mask, [0])
+
+        def masked_step(state, elems):
+            c_prev, h_prev, _ = state
+            z_t, m = elems
+            c, h = cell(c_prev, h_prev, z_t)
+            return m * c + (1.0 - m) * c_prev, m * h + (1.0 - m) * h_prev, m * h
+
+        _, _, ys = tf.scan(masked_step, (z, mask), initializer=(zeros, zeros, zeros))
+        if reverse:
+            ys = tf.reverse(ys, [0])
+        return tf.transpose(ys, [1, 0, 2])
 
 
 register_layer_class("rec", RecLayer)

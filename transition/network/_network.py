@@ -11,7 +11,7 @@ import numpy as np
 import tensorflow as tf
 
 from transition.errors import ConfigError, did_you_mean
-from transition.network._build import build_from_dict
+from transition.network._build import build_from_dict, seq_len_key
 from transition.network._fast_init import alias_numpy
 from transition.network._keras_wrap import (
     keras_input_keys,
@@ -20,7 +20,7 @@ from transition.network._keras_wrap import (
 )
 from transition.network._layer import Layer
 from transition.network._layers_base import NetLayer
-from transition.network._losses import layer_loss
+from transition.network._losses import LossTerm, frame_mask, loss_term
 from transition.params._copy_modes import check_copy_param_mode
 from transition.params._report import ImportReport, ParamRecord, ParamStatus
 from transition.params._snapshot import ParamsSnapshot
@@ -46,6 +46,11 @@ class Network:
         input_keys: Sequence[str] = ("data",),
         loss_model: keras.Model | None = None,
         losses: Mapping[str, tuple[str, str, float, bool]] | None = None,
+        outputs: Sequence[str] = (),
+        lengths_model: keras.Model | None = None,
+        time_keys: Sequence[str] = (),
+        extern_time_keys: Sequence[str] = (),
+        behavior_version: int | None = None,
     ):
         self.layers: dict[str, Layer] = dict(layers)
         self.keras_model = keras_model
@@ -55,6 +60,11 @@ class Network:
         self.global_train_step = 0
         self._loss_model = loss_model
         self._losses = dict(losses or {})  # layer -> (loss, target, scale, output is logits)
+        self.output_layers: tuple[str, ...] = tuple(outputs)
+        self._lengths_model = lengths_model
+        self.time_keys: tuple[str, ...] = tuple(time_keys)  # inputs with a time axis ("<key>:seq_len" applies)
+        self._extern_time_keys = tuple(extern_time_keys) or self.time_keys
+        self.behavior_version = behavior_version
         self.initialized_from_values: tuple[tuple[str, str], ...] = tuple(
             (name, p)
             for name, layer in self.layers.items()
@@ -73,16 +83,23 @@ class Network:
         extern_data: Mapping[str, Any],
         *,
         initial_values: Mapping[str, Mapping[str, Any]] | None = None,
+        behavior_version: int | None = None,
     ) -> Network:
         """Build from a RETURNN-style net dict (see the module docs of `_layers`).
 
         `initial_values` {layer: {param: array}}: a param whose shape equals the array's is created directly from
         it (no random init); `initialized_from_values` lists those. Entries that match no param are left to the
-        import to report.
+        import to report. `behavior_version`: RETURNN's config option (None: not set, which RETURNN treats as 0;
+        e.g. conv layers have a bias by default only from 10 on).
         """
-        built = build_from_dict(net_dict, extern_data, initial_values or {})
+        if behavior_version is not None and (isinstance(behavior_version, bool) or not isinstance(
+                behavior_version, int) or behavior_version < 0):
+            raise ConfigError(f"behavior_version must be an int >= 0 (RETURNN's), got {behavior_version!r}")
+        built = build_from_dict(net_dict, extern_data, initial_values or {}, behavior_version)
         return cls(layers=built.layers, keras_model=built.keras_model, net_dict=net_dict, extern_data=extern_data,
-                   input_keys=built.input_keys, loss_model=built.loss_model, losses=built.losses)
+                   input_keys=built.input_keys, loss_model=built.loss_model, losses=built.losses,
+                   outputs=built.outputs, lengths_model=built.lengths_model, time_keys=built.time_keys,
+                   extern_time_keys=built.extern_time_keys, behavior_version=behavior_version)
 
     @classmethod
     def from_keras(cls, model: keras.Model) -> Network:
@@ -104,6 +121,7 @@ class Network:
         self.layers = {}
         self.keras_model = None  # type: ignore[assignment]
         self._loss_model = None
+        self._lengths_model = None
 
     # -- params ------------------------------------------------------------------------------------------------
 
@@ -213,7 +231,7 @@ class Network:
     def trainable_variables(self) -> list[keras.Variable]:
         """The trainable variables that reach the output or a loss."""
         out, seen = [], set()
-        for model in (self.keras_model, self._loss_model):
+        for model in (self.keras_model, self._loss_model, self._lengths_model):
             for v in model.trainable_variables if model is not None else ():
                 if id(v) not in seen:
                     seen.add(id(v))
@@ -235,16 +253,53 @@ class Network:
             return inputs[self.input_keys[0]]
         return {k: inputs[k] for k in self.input_keys}
 
-    def call(self, inputs: Mapping[str, Any], training: bool = False) -> tf.Tensor:
-        """The output of the "output" layer (the Keras model's output)."""
+    def _has_lengths(self, inputs: Any) -> bool:
+        """Whether `inputs` give sequence lengths ("<key>:seq_len") of an input with a time axis."""
+        if not isinstance(inputs, Mapping):
+            return False
+        for key in inputs:
+            base = key[: -len(":seq_len")] if isinstance(key, str) and key.endswith(":seq_len") else None
+            if base is not None and base not in self._extern_time_keys:
+                raise ConfigError(
+                    f"the inputs have {key!r}, but extern_data has no key {base!r} with a time axis; sequence lengths "
+                    f"apply to {[seq_len_key(k) for k in self._extern_time_keys] or 'no key here'}"
+                )
+        return self._lengths_model is not None and any(seq_len_key(k) in inputs for k in self.time_keys)
+
+    def _run_lengths_model(self, inputs: Mapping[str, Any], training: bool) -> dict[str, Any]:
+        """The lengths model on the inputs; a time-axis input without its lengths is taken as full length."""
+        self._feed(inputs)  # checks that the inputs are there
+        feed = {key: tf.convert_to_tensor(inputs[key]) for key in self.input_keys}
+        for key in self.time_keys:
+            lengths = inputs.get(seq_len_key(key))
+            if lengths is None:
+                lengths = tf.fill(tf.shape(feed[key])[:1], tf.shape(feed[key])[1])
+            feed[seq_len_key(key)] = tf.cast(lengths, "int32")
+        return self._lengths_model(feed, training=training)
+
+    def call(self, inputs: Mapping[str, Any], training: bool = False) -> Any:
+        """The outputs (the Keras model's: one tensor, or a list with "output" first). With sequence lengths in the
+        inputs ("data:seq_len"), the layers honour them (e.g. a backward LSTM starts at each sequence's end)."""
+        if self._has_lengths(inputs):
+            outs = self._run_lengths_model(inputs, training)
+            ys = [outs[f"out/{name}"] for name in self.output_layers]
+            return ys[0] if len(ys) == 1 else ys
         return self.keras_model(self._feed(inputs), training=training)
 
-    def __call__(self, inputs: Mapping[str, Any], training: bool = False) -> tf.Tensor:
+    def __call__(self, inputs: Mapping[str, Any], training: bool = False) -> Any:
         return self.call(inputs, training=training)
 
-    def compute_loss(self, inputs: Mapping[str, Any], training: bool = True) -> tf.Tensor:
-        """The sum over the layers that carry a "loss" of loss_scale * their mean loss over batch and time
-        frames ("ce": cross entropy against sparse ids or a dense distribution; "mse"), a scalar."""
+    def output_lengths(self, inputs: Mapping[str, Any]) -> dict[str, tf.Tensor | None]:
+        """{output layer: its sequence lengths [batch] (None without a time axis)} for these inputs."""
+        if self._lengths_model is None:
+            return {name: None for name in self.output_layers}
+        outs = self._run_lengths_model(inputs, False)
+        return {name: outs.get(f"len/{name}") for name in self.output_layers}
+
+    def loss_terms(self, inputs: Mapping[str, Any], training: bool = True, errors: bool = False
+                   ) -> dict[str, LossTerm]:
+        """{layer: LossTerm} of every layer with a loss, over the real frames (per "<key>:seq_len" in the inputs;
+        all frames without them). `errors`: also count the wrong argmax frames of "ce" losses on sparse targets."""
         if not self._losses:
             raise ConfigError("compute_loss: no layer of this network carries a 'loss' (e.g. 'loss': 'ce')")
         if not isinstance(inputs, Mapping):
@@ -252,10 +307,28 @@ class Network:
         for layer, (_, target, _, _) in self._losses.items():
             if target not in inputs:
                 raise ConfigError(f"compute_loss: the inputs lack the target {target!r} of layer {layer!r}")
-        outs = self._loss_model(self._feed(inputs), training=training)
-        total = tf.constant(0.0)
+        if self._has_lengths(inputs):
+            outs = self._run_lengths_model(inputs, training)
+            ys = {layer: outs[f"loss/{layer}"] for layer in self._losses}
+            lengths = {layer: outs.get(f"len/{layer}") for layer in self._losses}
+        else:
+            ys = self._loss_model(self._feed(inputs), training=training)
+            lengths = {}
+        terms = {}
         for layer, (loss, target, scale, is_logits) in self._losses.items():
-            y = tf.cast(outs[layer], "float32")
-            t = tf.convert_to_tensor(inputs[target])
-            total += scale * layer_loss(loss, y, t, is_logits)
+            mask = frame_mask(ys[layer], lengths.get(layer), self._has_time(layer))
+            terms[layer] = loss_term(loss, ys[layer], inputs[target], is_logits, mask, scale=scale, errors=errors)
+        return terms
+
+    def _has_time(self, layer: str) -> bool:
+        keras_layer = self.layers[layer].keras_layer
+        return bool(getattr(getattr(keras_layer, "out_info", None), "time", False))
+
+    def compute_loss(self, inputs: Mapping[str, Any], training: bool = True) -> tf.Tensor:
+        """The sum over the layers that carry a "loss" of loss_scale * their loss per real frame ("ce": cross
+        entropy against sparse ids or a dense distribution; "mse"), a scalar. Frames past a sequence's length
+        ("<key>:seq_len" in the inputs) do not count."""
+        total = tf.constant(0.0)
+        for term in self.loss_terms(inputs, training=training).values():
+            total += term.scale * term.value
         return total

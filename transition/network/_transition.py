@@ -69,7 +69,8 @@ def transition_network(
     its own references (and calls `old_network.release()` where the Network has one): drop yours so that its
     variables can be freed. With `optimizer` (a Keras 3 optimizer, built on the old network's trainable variables
     or not built yet), a new optimizer of the same class with the same config and iteration count is built on the
-    new network and its slots are imported (see `_slots.py`).
+    new network and its slots are imported (see `_slots.py`). A rebuilt net dict has the old network's
+    behavior_version.
     """
     to_keras = is_keras_model(new_network)
     if not to_keras:
@@ -85,6 +86,7 @@ def transition_network(
     timings: dict[str, float] = {}
 
     t = time.perf_counter()
+    behavior_version = getattr(old_network, "behavior_version", None)  # the new net keeps the old one's
     snapshot = old_network.get_params_serialized()
     slots: SlotsSnapshot | None = None
     if optimizer is not None:
@@ -102,7 +104,7 @@ def transition_network(
     timings["release"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    new = _new_network(new_network, extern_data, snapshot, mode, importers)
+    new = _new_network(new_network, extern_data, snapshot, mode, importers, behavior_version)
     timings["build"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -127,7 +129,7 @@ def _diff(old_network: Network, new_network: Any) -> NetDictDiff | None:
 
 
 def _new_network(new_network: Any, extern_data: Mapping[str, Any] | None, snapshot: ParamsSnapshot,
-                 mode: str | None, importers: Mapping[str, Any]) -> Network:
+                 mode: str | None, importers: Mapping[str, Any], behavior_version: int | None) -> Network:
     """Wrap the Keras model, or build the net dict with the old values that the import would copy whole."""
     if is_keras_model(new_network):
         new = Network.from_keras(new_network)
@@ -136,7 +138,8 @@ def _new_network(new_network: Any, extern_data: Mapping[str, Any] | None, snapsh
         # A callback may replace or remove snapshot entries after the build (the arrays themselves are read-only):
         # the import copies a replaced entry as usual and re-initialises a param whose entry was removed.
         initial_values = _initial_values(snapshot, new_network, mode, importers)
-        new = Network.from_dict(dict(new_network), dict(extern_data or {}), initial_values=initial_values)
+        new = Network.from_dict(dict(new_network), dict(extern_data or {}), initial_values=initial_values,
+                                behavior_version=behavior_version)
     _give_importers(new, importers)
     return new
 

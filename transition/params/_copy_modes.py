@@ -27,6 +27,7 @@ from transition.params._snapshot import SplitInfo
 from transition.params._split import (
     check_axis_splits,
     copy_with_new_split_axes,
+    transform_split_info_to_shape,
     whole_axis_splits,
 )
 
@@ -236,13 +237,18 @@ def _import_one(layer_name, param, old, old_shape, new_shape, mode, ignore_wrong
 def _pair_splits(layer_name, param, old_shape, new_shape, old_info, new_info):
     """Return (old splits, new splits, description) with the same number of parts on every axis.
 
-    An axis whose split info is missing on one side, or whose number of parts differs, is treated as one part.
+    Without old split info, the old parts are inferred from the new ones as RETURNN does (the new split info
+    transformed to the old shape). An axis whose split info is missing on one side, or whose number of parts
+    differs, is treated as one part.
     """
     what = f"layer {layer_name!r}, param {param!r}"
-    if old_info is not None:
-        check_axis_splits(old_info, old_shape, what + " (old split info)")
     if new_info is not None:
         check_axis_splits(new_info, new_shape, what + " (new split info)")
+    inferred = old_info is None and new_info is not None
+    if inferred:
+        old_info = transform_split_info_to_shape(new_info, old_shape, what)
+    if old_info is not None:
+        check_axis_splits(old_info, old_shape, what + " (old split info)")
     old_info = old_info if old_info is not None else whole_axis_splits(old_shape)
     new_info = new_info if new_info is not None else whole_axis_splits(new_shape)
     old_splits, new_splits, merged = [], [], []
@@ -254,7 +260,7 @@ def _pair_splits(layer_name, param, old_shape, new_shape, old_info, new_info):
             old_splits.append([old_shape[axis]])
             new_splits.append([new_shape[axis]])
             merged.append(axis)
-    how = f"parts {old_splits} -> {new_splits}"
+    how = f"parts {old_splits} -> {new_splits}" + (" (old parts inferred from the new ones)" if inferred else "")
     if merged:
         how += f" (axes {merged}: part counts differ, copied as a whole)"
     return old_splits, new_splits, how

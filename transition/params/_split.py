@@ -14,7 +14,7 @@ import numpy as np
 
 from transition.errors import ConfigError, ShapeMismatchError
 
-__all__ = ["copy_with_new_split_axes", "whole_axis_splits", "check_axis_splits"]
+__all__ = ["copy_with_new_split_axes", "whole_axis_splits", "check_axis_splits", "transform_split_info_to_shape"]
 
 AxisSplits = Sequence[Sequence[int]]
 
@@ -93,6 +93,49 @@ def copy_with_new_split_axes(
         new_idx = tuple(p[1] for p in combo)
         new_values[new_idx] = old_values[old_idx]
     return new_values
+
+
+def transform_split_info_to_shape(axis_splits: AxisSplits, shape: Sequence[int], what: str = "param"
+                                  ) -> list[list[int]]:
+    """The parts of each axis for another `shape` of the same param, as RETURNN infers the old parts of a param
+    from its new split info (`transform_param_axes_split_info_to_new_shape`).
+
+    An axis of one part takes the new dim. A dim that is a whole axis elsewhere, or all equal parts (e.g. gates
+    [n, n, n, n] of a dim 4m: m each), scales the same everywhere; of the parts left unknown all but the last keep
+    their size (up to what is left) and the last takes the rest; if the known parts do not add up, the first part
+    takes the difference. ShapeMismatchError if no such parts exist.
+    """
+    shape = tuple(int(d) for d in shape)
+    if len(axis_splits) != len(shape):
+        raise ShapeMismatchError(f"{what}: split info {_fmt(axis_splits)} has {len(axis_splits)} axes but the shape "
+                                 f"{shape} has {len(shape)}")
+    dim_map: dict[int, int] = {}  # old part dim -> new part dim
+    for new_dim, parts in zip(shape, axis_splits):
+        parts = [int(p) for p in parts]
+        if len(parts) == 1:
+            dim_map[parts[0]] = new_dim
+        elif len(set(parts)) == 1 and new_dim % len(parts) == 0:
+            dim_map[parts[0]] = new_dim // len(parts)
+    out = []
+    for new_dim, parts in zip(shape, axis_splits):
+        parts = [int(p) for p in parts]
+        if len(parts) == 1:
+            out.append([new_dim])
+            continue
+        new_parts: list[int | None] = [dim_map.get(d) for d in parts]
+        if None in new_parts:
+            while sum(d is None for d in new_parts) > 1:
+                j = new_parts.index(None)
+                new_parts[j] = min(parts[j], new_dim - sum(d for d in new_parts if d is not None))
+            j = new_parts.index(None)
+            new_parts[j] = new_dim - sum(d for d in new_parts if d is not None)
+        elif sum(new_parts) != new_dim:  # type: ignore[arg-type]
+            new_parts[0] = new_dim - sum(new_parts[1:])  # type: ignore[arg-type]
+        if any(d is None or d < 0 for d in new_parts):
+            raise ShapeMismatchError(f"{what}: cannot infer the parts {_fmt(axis_splits)} for shape {shape}; give "
+                                     "the old split info")
+        out.append([int(d) for d in new_parts])  # type: ignore[arg-type]
+    return out
 
 
 def _merge_adjacent(pairs: list[tuple[slice, slice]]) -> list[tuple[slice, slice]]:

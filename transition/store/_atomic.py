@@ -58,9 +58,14 @@ _KILL_ENV = "TRANSITION_TEST_KILL_AT"
 DURABLE = True
 
 
-def fault_point(name: str) -> None:
-    """Test hook: SIGKILL this process here when the env var TRANSITION_TEST_KILL_AT equals `name`."""
-    if os.environ.get(_KILL_ENV) == name:
+def fault_point(name: str, prefix: str = "") -> None:
+    """Test hook: SIGKILL this process here when the env var TRANSITION_TEST_KILL_AT is `name`, or `name:end`
+    and the checkpoint `prefix` ends with `end` (e.g. "committed:net.003.step00000008")."""
+    spec = os.environ.get(_KILL_ENV)
+    if spec is None:
+        return
+    wanted, _, end = spec.partition(":")
+    if wanted == name and (not end or prefix.endswith(end)):
         os.kill(os.getpid(), signal.SIGKILL)
 
 
@@ -235,7 +240,7 @@ class PendingSave:
                 _fs.makedirs(self._directory)
             _write_bytes(self.prefix + PENDING_SUFFIX, json.dumps({"pid": os.getpid(), "time": time.time()}).encode())
             _fsync(self._directory, directory=True)
-            fault_point("pending_created")
+            fault_point("pending_created", self.prefix)
             removed = _fs.remove(self.prefix + COMMIT_SUFFIX)
             for name in _files_of(self.prefix):
                 removed = _fs.remove(os.path.join(self._directory, name)) or removed
@@ -286,13 +291,13 @@ class PendingSave:
         temp = self.temp_prefix + COMMIT_SUFFIX
         try:
             _fsync(self._directory, directory=True)  # the renamed files first
-            fault_point("before_commit")
+            fault_point("before_commit", self.prefix)
             _write_bytes(temp, data)
             _fs.rename(temp, self.prefix + COMMIT_SUFFIX)
             _fsync(self._directory, directory=True)
         except Exception as exc:  # noqa: BLE001
             raise _wrap(self.prefix, "writing the commit file", exc) from exc
-        fault_point("committed")
+        fault_point("committed", self.prefix)
         _fs.remove(self.prefix + PENDING_SUFFIX)
         return CommitInfo(prefix=self.prefix, files=dict(self._files), meta=dict(meta))
 
@@ -384,7 +389,7 @@ def delete_checkpoint(prefix: str) -> None:
     directory, _ = _split(prefix)
     try:
         _write_bytes(prefix + PENDING_SUFFIX, b'{"deleting": true}')
-        fault_point("deleting")
+        fault_point("deleting", prefix)
         _fs.remove(prefix + COMMIT_SUFFIX)
         _fsync(directory, directory=True)
         for name in _files_of(prefix):

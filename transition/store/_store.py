@@ -19,6 +19,7 @@ import numpy as np
 from transition.checkpoint._bundle_reader import TFBundleReader
 from transition.checkpoint._bundle_writer import bundle_data_crc32, write_bundle
 from transition.checkpoint._naming import (
+    GLOBAL_STEP_TENSOR,
     INDEX_SUFFIX,
     SINGLE_DATA_SUFFIX,
     STATE_SUFFIX,
@@ -197,10 +198,13 @@ class CheckpointStore:
         arrays: dict[str, Any] = {}
         pooled: list[np.ndarray] = []
         for name, value in params.items():
-            if not isinstance(name, str) or not name or name.startswith((OPTIMIZER_PREFIX, STATE_PREFIX)):
+            if not isinstance(name, str) or not name or name.startswith((OPTIMIZER_PREFIX, STATE_PREFIX)) or (
+                    name == GLOBAL_STEP_TENSOR):
                 raise ConfigError(f"param name {name!r}: use 'layer/param' (not starting with "
-                                  f"{OPTIMIZER_PREFIX!r} or {STATE_PREFIX!r}, which are reserved)")
+                                  f"{OPTIMIZER_PREFIX!r} or {STATE_PREFIX!r}, nor {GLOBAL_STEP_TENSOR!r}, which are "
+                                  "reserved)")
             arrays[name] = _snapshot(value, self._pool, pooled, copy=copy)
+        arrays[GLOBAL_STEP_TENSOR] = np.asarray(int(global_step or 0), np.int64)  # RETURNN needs it to load
         for group, prefix in ((optimizer_vars, OPTIMIZER_PREFIX), (state_arrays, STATE_PREFIX)):
             for name, value in (group or {}).items():
                 if not isinstance(name, str) or not name:
@@ -266,13 +270,13 @@ class CheckpointStore:
                         write_bundle(pending.temp_prefix, arrays)
                     finally:
                         hasher.join()
-                    _atomic.fault_point("bundle_written")
+                    _atomic.fault_point("bundle_written", prefix)
                     pending.place(pending.temp_prefix + INDEX_SUFFIX, INDEX_SUFFIX)
                     pending.write_bytes(STATE_SUFFIX, job["state"])
                 data_crc, data_size = crc.get("data", (None, None))  # None: the hasher failed, hash the file
                 pending.place(pending.temp_prefix + SINGLE_DATA_SUFFIX, SINGLE_DATA_SUFFIX, crc32=data_crc,
                               size=data_size)
-                _atomic.fault_point("state_written")
+                _atomic.fault_point("state_written", prefix)
                 meta = dict(job["meta"], created=time.time())
                 commit = pending.commit(meta)
             info = info_from_commit(self.model, prefix, commit, verified=True)
@@ -340,6 +344,8 @@ class CheckpointStore:
         with TFBundleReader(prefix) as reader:
             values = reader.read_all()
         for name, value in values.items():
+            if name == GLOBAL_STEP_TENSOR:
+                continue  # also in the commit's meta
             if name.startswith(OPTIMIZER_PREFIX):
                 optimizer[name[len(OPTIMIZER_PREFIX) :]] = value
             elif name.startswith(STATE_PREFIX):

@@ -112,14 +112,16 @@ class KerasFit:
             model.compile(optimizer=optimizer, loss=loss, metrics=metrics)
             self._compiled = model
         data = data_for_epoch("train", train, epoch=epoch, seed=seed) if callable(train) else train
+        self._metrics.model = model
         if skip:
             if not is_tf_dataset(data):
                 raise ConfigError("mgr.fit resumes mid-epoch only with a tf.data.Dataset (it skips the trained "
                                   "batches); give one, or save at epoch ends only")
             data = data.skip(skip)
+            if _is_empty(data):  # saved after the epoch's last batch: only its end is left
+                return self._end_of_epoch(model, epoch, validation_data, data.element_spec)
         else:
             self._metrics.discard()  # an epoch from its start: Keras' reset of the metrics is right
-        self._metrics.model = model
         kwargs = dict(fit_kwargs)
         if is_tf_dataset(data):
             kwargs.setdefault("shuffle", False)  # a Dataset brings its own (per-epoch) order
@@ -128,3 +130,26 @@ class KerasFit:
         result = model.fit(data, initial_epoch=epoch - 1, epochs=epoch, validation_data=validation_data,
                            callbacks=callbacks, verbose=verbose, **kwargs)
         return scores_from_keras_logs({k: float(v[-1]) for k, v in result.history.items() if v})
+
+    def _end_of_epoch(self, model: Any, epoch: int, validation_data: Any, data_spec: Any) -> dict[str, float]:
+        """What `fit` does after an epoch's last batch, for an epoch whose batches were all trained before the
+        restart: the epoch's logs (the train metrics' sums, restored; the validation scores) to the callbacks'
+        `on_epoch_end`. (Keras' `fit` on the empty rest would count an optimizer step that trains nothing.)"""
+        import keras
+
+        build_compiled_metrics(model, data_spec)  # Keras builds them in a fit's first step
+        self._metrics.apply(model)
+        logs = {name: float(value) for name, value in model.get_metrics_result().items()}
+        if validation_data is not None:
+            val = model.evaluate(validation_data, verbose=0, return_dict=True)
+            logs.update({f"val_{name}": float(value) for name, value in val.items()})
+        keras.callbacks.CallbackList(self._callbacks, model=model).on_epoch_end(epoch - 1, logs)
+        return scores_from_keras_logs(logs)
+
+
+def _is_empty(data: Any) -> bool:
+    """Whether a tf.data.Dataset yields nothing (from its cardinality where known, else by trying one element)."""
+    cardinality = int(data.cardinality())
+    if cardinality >= 0:
+        return cardinality == 0
+    return not any(True for _ in data.take(1))

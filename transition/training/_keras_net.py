@@ -37,15 +37,17 @@ def check_network_spec(spec: Any, where: str) -> Any:
 
 
 def network_of(spec: Any, extern_data: Mapping[str, Any] | None, *, where: str,
-               initial_values: Mapping[str, Mapping[str, np.ndarray]] | None = None) -> Network:
-    """The Network of a net dict (built with `extern_data`; `initial_values` as `Network.from_dict`) or of a Keras
-    model (wrapped; its variables keep their values)."""
+               initial_values: Mapping[str, Mapping[str, np.ndarray]] | None = None,
+               behavior_version: int | None = None) -> Network:
+    """The Network of a net dict (built with `extern_data`; `initial_values` and `behavior_version` as
+    `Network.from_dict`) or of a Keras model (wrapped; its variables keep their values)."""
     if is_keras_model(spec):
         return Network.from_keras(spec)
     if extern_data is None:
         raise ConfigError(f"{where} is a net dict, and net dicts need the option 'extern_data' (the data keys they "
                           "read, e.g. {'data': {'dim': 64}, 'classes': {'dim': 10, 'sparse': True}})")
-    return Network.from_dict(dict(spec), dict(extern_data), initial_values=initial_values)
+    return Network.from_dict(dict(spec), dict(extern_data), initial_values=initial_values,
+                             behavior_version=behavior_version)
 
 
 def needs_transition(current: Network, spec: Any) -> bool:

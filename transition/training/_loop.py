@@ -114,37 +114,37 @@ def make_train_step(network: Network, optimizer: keras.optimizers.Optimizer, str
     return distributed
 
 
-def _target_of(network: Network) -> str | None:
-    net_dict = getattr(network, "net_dict", None) or {}
-    out = net_dict.get("output") if isinstance(net_dict, Mapping) else None
-    if isinstance(out, Mapping) and out.get("loss"):
-        return out.get("target", "classes")
-    return None
-
-
 def evaluate(network: Network, batches: Iterable[Mapping[str, Any]], extern_data: Mapping[str, Any],
              prefix: str = "dev") -> dict[str, float]:
-    """`{prefix}_score` (mean loss, weighted by batch size) and, for a sparse target, `{prefix}_error` (the
-    fraction of wrong argmax predictions)."""
+    """`{prefix}_score` (the loss per real frame, as RETURNN's scores: frames past a sequence's length do not
+    count) and, for a "ce" loss on a sparse target, `{prefix}_error` (the fraction of real frames whose argmax is
+    wrong); of the first output with such a loss ("output" first). With several losses also
+    `{prefix}_score_<layer>` / `{prefix}_error_<layer>` per layer (RETURNN's names); `{prefix}_score` is then
+    their scaled sum."""
     import tensorflow as tf
 
-    target = _target_of(network)
-    sparse = bool(target and isinstance(extern_data.get(target), Mapping) and extern_data[target].get("sparse"))
-    loss_sum, err_sum, n_total, n_err = 0.0, 0.0, 0, 0
+    del extern_data  # the network knows its targets
+    sums: dict[str, list[float]] = {}  # layer -> [loss sum, frames, errors, scale]
     for batch in batches:
         inputs = {k: tf.convert_to_tensor(v) for k, v in batch.items()}
-        n = int(next(iter(inputs.values())).shape[0])
-        loss_sum += float(network.compute_loss(inputs, training=False)) * n
-        n_total += n
-        if sparse and target in inputs:
-            out = network.call(inputs, training=False)
-            pred = tf.argmax(out, axis=-1, output_type=inputs[target].dtype)
-            wrong = tf.cast(tf.not_equal(pred, inputs[target]), tf.float64)
-            err_sum += float(tf.reduce_sum(wrong))
-            n_err += int(tf.size(wrong))
-    scores = {f"{prefix}_score": loss_sum / n_total if n_total else float("nan")}
-    if n_err:
-        scores[f"{prefix}_error"] = err_sum / n_err
+        for layer, term in network.loss_terms(inputs, training=False, errors=True).items():
+            acc = sums.setdefault(layer, [0.0, 0.0, 0.0, term.scale, term.errors is not None])
+            acc[0] += float(term.loss_sum)
+            acc[1] += float(term.frames)
+            acc[2] += float(term.errors) if term.errors is not None else 0.0
+    if not sums:
+        return {f"{prefix}_score": float("nan")}
+    per_frame = {layer: acc[0] / acc[1] if acc[1] else float("nan") for layer, acc in sums.items()}
+    scores = {f"{prefix}_score": sum(acc[3] * per_frame[layer] for layer, acc in sums.items())}
+    ordered = [n for n in network.output_layers if n in sums] + [n for n in sums if n not in network.output_layers]
+    with_errors = [n for n in ordered if sums[n][4] and sums[n][1]]
+    if with_errors:
+        scores[f"{prefix}_error"] = sums[with_errors[0]][2] / sums[with_errors[0]][1]
+    if len(sums) > 1:
+        for layer in ordered:
+            scores[f"{prefix}_score_{layer}"] = per_frame[layer]
+            if layer in with_errors:
+                scores[f"{prefix}_error_{layer}"] = sums[layer][2] / sums[layer][1]
     return scores
 
 

@@ -67,6 +67,7 @@ from transition.training._optimizer_state import (
     set_learning_rate,
 )
 from transition.training._options import ManagerOptions
+from transition.training._precheck import check_schedule
 from transition.training._preempt import PREEMPTED_EXIT_CODE, PreemptionHandler
 
 if TYPE_CHECKING:
@@ -114,7 +115,7 @@ class TransitionManager:
             "model", "load", "load_epoch", "import_model_train_epoch1", "allow_random_model_init",
             "load_ignore_missing_vars", "preload_from_files")}
         decide_loading(self.load_options, "train", {})  # check the options now (pure)
-        self._build = Builder(opts.extern_data, factory, opts.strategy)
+        self._build = Builder(opts.extern_data, factory, opts.strategy, opts.behavior_version)
         self._log = opts.log if opts.log is not None else (lambda s: print(s, flush=True))
         self._callbacks: list[object] = []
         self._metrics_state = KerasMetricsState()  # the running epoch sums of a Keras fit (saved mid-epoch)
@@ -415,6 +416,11 @@ class TransitionManager:
         import tensorflow as tf
 
         self._started = True
+        if self.options.get_network is None or self.options.extern_data is not None:  # net dicts: errors now
+            # (a get_network without extern_data makes Keras models: calling it more often would renumber their
+            # unnamed layers)
+            check_schedule(self.network_for_epoch, self.copy_param_mode_for, range(1, self.num_epochs + 1),
+                           self.options.extern_data, self.options.behavior_version)
         if drive_keras_callbacks:
             self._keras_callbacks = keras.callbacks.CallbackList(
                 [cb for cb in self._callbacks if is_keras_callback(cb)], add_history=False, add_progbar=False)

@@ -55,6 +55,7 @@ class Builder:
     extern_data: Mapping[str, Any] | None
     optimizer_factory: OptimizerFactory
     strategy: tf.distribute.Strategy | None = None
+    behavior_version: int | None = None
 
     def scope(self) -> contextlib.AbstractContextManager[Any]:
         return self.strategy.scope() if self.strategy is not None else contextlib.nullcontext()
@@ -64,7 +65,7 @@ class Builder:
         """The Network of a net dict or a Keras model (`spec`, the network of `epoch`)."""
         with self.scope():
             return network_of(spec, self.extern_data, where=f"the network of epoch {epoch}",
-                              initial_values=initial_values)
+                              initial_values=initial_values, behavior_version=self.behavior_version)
 
     def optimizer(self, network: Network) -> keras.optimizers.Optimizer:
         with self.scope():

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from transition.checkpoint._param_renames import with_current_names
 from transition.errors import CheckpointError, ConfigError, did_you_mean
 from transition.internal._keras_private import optimizer_iterations_variable
 from transition.network._slots import named_slot_variables
@@ -130,6 +131,7 @@ def restore_optimizer(
     items = _slot_items(optimizer, network)
     if all_variables:
         items += _other_items(optimizer, {"iterations": optimizer_iterations_variable(optimizer), **dict(items)})
+    arrays = with_current_names(arrays, [key for key, _ in items])  # slots saved under a param's old name
     for key, slot_var in items:
         if key not in arrays:
             raise CheckpointError(f"checkpoint {prefix} has no optimizer/{key}{did_you_mean(key, arrays)}; "
@@ -146,6 +148,7 @@ def assign_checkpoint_params(network: Network, params: Mapping[str, np.ndarray],
     (`network.initialized_from_values`); the checkpoint and the network must have the same params and shapes."""
     done = {f"{layer}/{param}" for layer, param in getattr(network, "initialized_from_values", ())}
     variables = network.param_variables()
+    params = with_current_names(params, variables)  # a checkpoint written before a param's rename
     missing = [name for name in variables if name not in params]
     if missing:
         hint = "" if getattr(network, "net_dict", None) is not None else (

@@ -93,6 +93,8 @@ class ManagerOptions:
                                                      "built keras.Model, per epoch")
     extern_data: Mapping[str, Any] | None = _option(None, DICT, help="the data keys of net dicts: {'data': {'dim': "
                                                     "64}, 'classes': {'dim': 10, 'sparse': True}}")
+    behavior_version: int | None = _option(None, NONNEG_INT, help="RETURNN's behavior_version of the net dicts "
+                                           "(not set: 0, as in RETURNN; e.g. conv has a bias by default from 10 on)")
     optimizer: Any = _option({"class": "adam"}, OPTIMIZER, help="{'class': 'adam', ...} (a Keras optimizer class "
                              "and its options) or a function returning an optimizer")
     num_epochs: int = _option(check=POS_INT, help="number of epochs to train")

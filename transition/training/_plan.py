@@ -44,7 +44,7 @@ def plan_lines(config: str | Mapping[str, Any], overrides: Mapping[str, Any] | S
         last = min(last, mgr.pretrain.get_train_num_epochs() + 1)
     lines = []
     net_dict = mgr.net_dict_for_epoch(1)
-    network = Network.from_dict(net_dict, dict(mgr.extern_data))
+    network = Network.from_dict(net_dict, dict(mgr.extern_data), behavior_version=mgr.options.behavior_version)
     n_params = sum(int(v.shape.num_elements() or 0) for v in network.param_variables().values())
     lines.append(f"epoch 1: build {len([k for k in net_dict if not k.startswith('#')])} layers, "
                  f"{len(network.param_variables())} params ({n_params} values)")
