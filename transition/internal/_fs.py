@@ -119,12 +119,33 @@ def makedirs(directory: str) -> None:
 
 
 def open_binary(path: str, mode: str = "rb", *, within: str | None = None) -> Any:
-    """A binary file object ("rb": a regular file only, see the module docstring; or "wb")."""
-    if mode == "rb" and is_local(path):
-        return os.fdopen(_open_regular(path, within), "rb")
+    """A binary file object: "rb" a regular file only (see the module docstring); "wb" created or truncated, but
+    never through a symlink (O_NOFOLLOW) nor a file that is not regular or has other hard links."""
     if is_local(path):
-        return open(local_path(path), mode)  # noqa: SIM115 - the caller closes it
+        return os.fdopen(_open_regular(path, within) if mode == "rb" else _open_for_write(path), mode)
     return _gfile().GFile(path, mode)
+
+
+def _open_for_write(path: str) -> int:
+    """A write descriptor of the local file `path`, truncated only after it was checked to be its own file."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(local_path(path), flags, 0o644)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise OutsideDirectory(f"{path} is a symlink: refusing to write through it") from None
+        raise
+    try:
+        st = os.fstat(fd)
+        _require_regular(st.st_mode, path)
+        if st.st_nlink > 1:
+            raise NotRegularFile(f"{path} has {st.st_nlink} hard links: refusing to overwrite it")
+        os.set_blocking(fd, True)
+        os.ftruncate(fd, 0)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 def read_bytes(path: str, limit: int, *, within: str | None = None) -> bytes:
@@ -148,7 +169,7 @@ _KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
 def _require_regular(mode: int, path: str) -> None:
     if not stat.S_ISREG(mode):
         kind = next((name for test, name in _KINDS if test(mode)), "not a regular file")
-        raise NotRegularFile(errno.EINVAL, f"{path} is {kind}, not a regular file: refusing to open it")
+        raise NotRegularFile(f"{path} is {kind}, not a regular file: refusing to open it")
 
 
 def check_within(path: str, directory: str) -> None:
@@ -156,7 +177,7 @@ def check_within(path: str, directory: str) -> None:
     real = os.path.realpath(local_path(path))
     top = os.path.realpath(local_path(directory) or ".")
     if os.path.commonpath([real, top]) != top:
-        raise OutsideDirectory(errno.EPERM, f"{path} is a symlink to {real}, outside {top}: refusing to follow it")
+        raise OutsideDirectory(f"{path} is a symlink to {real}, outside {top}: refusing to follow it")
 
 
 def _open_regular(path: str, within: str | None) -> int:
