@@ -376,7 +376,8 @@ def decode_index(data: bytes | memoryview) -> tuple[BundleHeader, dict[bytes, Bu
         block = _block(view, _handle(index_block, start, end)[0], footer_at, "data")
         for key, vstart, vend in _block_entries(block, "data"):
             if last is not None and key <= last:
-                raise BadIndex(f"keys out of order: {key[:80]!r} after {last[:80]!r}")
+                raise BadIndex(f"duplicate key {key[:80]!r}" if key == last else
+                               f"keys out of order: {key[:80]!r} after {last[:80]!r}")
             if separator_before is not None and key <= separator_before:
                 raise BadIndex("a top-level index key does not separate two data blocks")
             last = key

@@ -112,7 +112,9 @@ class NpzReader(CheckpointReader):
                 )
             try:
                 shape, dtype, fortran, head = _npy_header(self._zip.read_head(member, _NPY_HEAD))
-            except (BadZip, ValueError, EOFError) as exc:
+            except BadZip:
+                raise
+            except (ValueError, EOFError) as exc:
                 raise ValueError(f"member {member_name!r}: {first_line(exc)}") from None
             _check_no_pickle(path, repr(raw), dtype)
             if head + math.prod(shape) * dtype.itemsize != member.size:

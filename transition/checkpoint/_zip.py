@@ -240,12 +240,13 @@ class ZipArchive:
         raise BadZip(f"member {m.name!r}: its data descriptor differs from its central directory entry")
 
     # --- reading ---
-    def _inflate(self, m: ZipMember, limit: int) -> Any:
-        """Yield the member's bytes in pieces, at most about `limit` of them (all of them: `limit` = its size)."""
+    def _inflate(self, m: ZipMember, limit: int, step: int = _STEP) -> Any:
+        """Yield the member's bytes in pieces, at most about `limit` of them (all of them: `limit` = its size),
+        reading at most `step` bytes of the archive at a time."""
         if m.method == STORED:
             limit = min(limit, m.size)
-            for at in range(0, limit, _STEP):
-                yield self._file.read(m.data_offset + at, min(_STEP, limit - at))
+            for at in range(0, limit, step):
+                yield self._file.read(m.data_offset + at, min(step, limit - at))
             return
         inflater = zlib.decompressobj(-15)
         done = read = 0
@@ -253,7 +254,7 @@ class ZipArchive:
             if inflater.unconsumed_tail:
                 data = inflater.unconsumed_tail
             elif read < m.compressed_size:
-                n = min(_STEP, m.compressed_size - read)
+                n = min(step, m.compressed_size - read)
                 data = self._file.read(m.data_offset + read, n)
                 read += n
             else:
@@ -270,7 +271,7 @@ class ZipArchive:
         """The first (at most) `n` bytes of the member (no crc check: the member is not read whole)."""
         out = bytearray()
         try:
-            for piece in self._inflate(m, n):
+            for piece in self._inflate(m, n, step=1 << 14):
                 out += piece
                 if len(out) >= n:
                     break

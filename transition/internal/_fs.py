@@ -149,9 +149,14 @@ def _open_for_write(path: str) -> int:
 
 
 def read_bytes(path: str, limit: int, *, within: str | None = None) -> bytes:
-    """At most `limit` + 1 bytes of the (regular) file (so that a caller can tell a file larger than `limit`)."""
+    """At most `limit` + 1 bytes of the (regular) file (so that a caller can tell a file larger than `limit`), read
+    in steps: what is allocated follows what the file holds, not the limit."""
+    chunks, got = [], 0
     with open_binary(path, within=within) as f:
-        return f.read(limit + 1)
+        while got <= limit and (chunk := f.read(min(1 << 20, limit + 1 - got))):
+            chunks.append(chunk)
+            got += len(chunk)
+    return b"".join(chunks)
 
 
 class NotRegularFile(OSError):

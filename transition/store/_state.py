@@ -382,14 +382,10 @@ def read_training_state(path: str, *, with_rng: bool = True, verify: bool = True
 def _load_state(prefix: str, *, with_rng: bool) -> TrainingState:
     json_path = state_json_path(prefix)
     obj = read_state_json(prefix)
-    arrays = None
-    if with_rng:
-        names = obj.get("arrays") if isinstance(obj, dict) else None
-        if not isinstance(names, list) or len(names) > _MAX_STATE_ARRAYS or not all(isinstance(n, str)
-                                                                                     for n in names):
-            raise CheckpointError(f"{json_path}: field 'arrays' must be a list of array names")
-        arrays = read_state_arrays(prefix, names)
-    return TrainingState.from_json_and_arrays(obj, arrays, source=json_path)
+    state = TrainingState.from_json_and_arrays(obj, None, source=json_path)  # everything but the RNG arrays
+    if not with_rng:
+        return state
+    return TrainingState.from_json_and_arrays(obj, read_state_arrays(prefix, obj["arrays"]), source=json_path)
 
 
 def check_state_contents(prefix: str) -> None:
