@@ -32,6 +32,7 @@ __all__ = [
     "unmask_crc",
     "mask_crc",
     "decode_index",
+    "table_entries",
     "slice_key",
 ]
 
@@ -355,9 +356,9 @@ def _block_entries(block: memoryview, what: str) -> Iterator[tuple[bytes, int, i
         raise BadIndex(f"the empty {what} block has restart points")
 
 
-def decode_index(data: bytes | memoryview) -> tuple[BundleHeader, dict[bytes, BundleEntry]]:
-    """(header, {key: entry}) of the bytes of an `.index` file: the table's structure, crcs and every message
-    decoded (shapes, dtypes and sizes are checked by `read_bundle_index`). BadIndex for a damaged file."""
+def table_entries(data: bytes | memoryview) -> Iterator[tuple[bytes, memoryview]]:
+    """(key, value) of every entry of an SSTable, in order, its structure checked: footer, every block's crc32c,
+    keys strictly increasing, restart points, index keys that separate the data blocks. BadIndex when damaged."""
     view = memoryview(data).cast("B")
     if len(view) < _FOOTER or struct.unpack_from("<Q", view, len(view) - 8)[0] != _TABLE_MAGIC:
         raise BadIndex("not an SSTable (bad footer)")
@@ -365,8 +366,6 @@ def decode_index(data: bytes | memoryview) -> tuple[BundleHeader, dict[bytes, Bu
     _, pos = _handle(view, footer_at, footer_at + 40)  # the metaindex: not used by TF
     index_handle, _ = _handle(view, pos, footer_at + 40)
     index_block = _block(view, index_handle, footer_at, "top-level index")
-    header = None
-    entries: dict[bytes, BundleEntry] = {}
     last: bytes | None = None
     separator_before: bytes | None = None
     key_bytes, key_budget = 0, 8 * len(view) + (1 << 20)
@@ -384,13 +383,22 @@ def decode_index(data: bytes | memoryview) -> tuple[BundleHeader, dict[bytes, Bu
             key_bytes += len(key)
             if key_bytes > key_budget:
                 raise BadIndex("its keys are far longer than the file could hold")
-            if key == b"":
-                header = _decode_header(block, vstart, vend)
-            else:
-                entries[key] = _decode_entry(block, vstart, vend)
+            yield key, block[vstart:vend]
         if last is not None and separator < last:
             raise BadIndex("a top-level index key is smaller than the last key of its data block")
         separator_before = separator
+
+
+def decode_index(data: bytes | memoryview) -> tuple[BundleHeader, dict[bytes, BundleEntry]]:
+    """(header, {key: entry}) of the bytes of an `.index` file: the table (`table_entries`) and every message
+    decoded (shapes, dtypes and sizes are checked by `_bundle_index.read_bundle_index`). BadIndex when damaged."""
+    header = None
+    entries: dict[bytes, BundleEntry] = {}
+    for key, value in table_entries(data):
+        if key == b"":
+            header = _decode_header(value, 0, len(value))
+        else:
+            entries[key] = _decode_entry(value, 0, len(value))
     if header is None:
         raise BadIndex("no bundle header (the entry with the empty key)")
     return header, entries
