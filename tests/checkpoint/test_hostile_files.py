@@ -162,3 +162,31 @@ def test_chunked_filtered_and_compact_h5_datasets_read_like_h5py(tmp_path):
         f.create_dataset("layers/g/vars/0", data=np.arange(10.0), compression="lzf")
     with pytest.raises(CheckpointError, match="filter 32000 .only deflate, shuffle and fletcher32"):
         read_checkpoint(path)
+
+
+def test_remote_files_are_read_by_the_same_readers(tmp_path):
+    """URLs (here TF's ram://) go through tf.io.gfile: the same parsers and checks, HDF5's child fed on stdin."""
+    import io
+    import uuid
+
+    import tensorflow as tf
+
+    from tests.helpers import save_v2
+    from transition.checkpoint._bundle_reader import TFBundleReader
+
+    root = f"ram://hostile-{uuid.uuid4().hex}"
+    values = {"a/W": np.arange(6.0).reshape(2, 3)}
+    buf = io.BytesIO()
+    with h5py.File(buf, "w") as f:
+        f.create_dataset("layers/a/W", data=values["a/W"])
+    with tf.io.gfile.GFile(f"{root}/m.weights.h5", "wb") as g:
+        g.write(buf.getvalue())
+    np.savez(buf := io.BytesIO(), **values)
+    with tf.io.gfile.GFile(f"{root}/m.npz", "wb") as g:
+        g.write(buf.getvalue())
+    save_v2(f"{root}/d/b", values)
+    with TFBundleReader(f"{root}/d/b") as reader:
+        got = [reader.read_all()]
+    got += [read_checkpoint(f"{root}/m.weights.h5"), read_checkpoint(f"{root}/m.npz")]
+    for value in got:
+        assert value.keys() == values.keys() and np.array_equal(value["a/W"], values["a/W"])

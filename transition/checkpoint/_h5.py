@@ -95,8 +95,8 @@ def _bootstrap() -> list[str]:
 
 
 def _run_scan(image: H5Image) -> dict[str, Any]:
-    if image._data is not None:
-        args, stdin = ["-", "-", "-"], bytes(image._data)
+    if image._data is not None or not _fs.is_local(image._source.path):  # the child reads the bytes from stdin
+        args, stdin = ["-", "-", "-"], bytes(image._data) if image._data is not None else image.read(0, image.length)
     else:
         args, stdin = [_fs.local_path(image._source.path), str(image.start), str(image.length)], None
     env = dict(os.environ, HDF5_PLUGIN_PRELOAD="::", MALLOC_ARENA_MAX="2")
