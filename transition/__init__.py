@@ -94,6 +94,7 @@ _PUBLIC: dict[str, str] = {
     "Config": "training._config",
     "load_config": "training._config",
     "TransitionManager": "training._manager",
+    "BackupAndRestore": "training._backup",
     "train_from_config": "training._loop",
 }
 
@@ -101,19 +102,26 @@ __all__ = sorted(["CheckpointError", "ConfigError", "MissingParamsError", "Shape
                   *_PUBLIC])
 
 
+_SUBMODULES = ("keras",)  # public submodules: `transition.keras` (imported on first use, like the names)
+
+
 def __getattr__(name: str) -> object:
     module = _PUBLIC.get(name)
-    if module is None:
+    if module is None and name not in _SUBMODULES:
         raise AttributeError(f"module 'transition' has no attribute {name!r}")
     import importlib
 
     from transition.internal._quiet import quiet_tensorflow
 
     quiet_tensorflow()
+    if module is None:
+        value = importlib.import_module(f"transition.{name}")
+        globals()[name] = value
+        return value
     value = getattr(importlib.import_module(f"transition.{module}"), name)
     globals()[name] = value  # later look-ups skip __getattr__
     return value
 
 
 def __dir__() -> list[str]:
-    return [*__all__, "__version__"]
+    return [*__all__, *_SUBMODULES, "__version__"]

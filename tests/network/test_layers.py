@@ -412,3 +412,33 @@ def test_fast_init_is_reproducible_with_keras_seed_and_other_inits_are_keras():
     np.testing.assert_array_equal(np.asarray(draw_init("zeros", (300, 400))), 0)
     normal = keras.initializers.GlorotNormal(seed=3)
     np.testing.assert_array_equal(np.asarray(draw_init(normal, (20, 30))), np.asarray(normal((20, 30))))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Keras config: a net dict network saves as .keras and loads back
+
+
+def test_net_dict_network_saves_as_keras_file_and_loads_back(tmp_path):
+    extern = {"data": {"dim": 4}, "classes": {"dim": 3, "sparse": True}}
+    net_dict = {
+        "l1": {"class": "linear", "activation": "tanh", "n_out": 5, "from": "data", "dropout": 0.1},
+        "lstm": {"class": "rec", "unit": "lstm", "n_out": 3, "from": "l1"},
+        "ln": {"class": "layer_norm", "from": ["lstm", "l1"]},
+        "output": {"class": "softmax", "loss": "ce", "from": "ln", "target": "classes",
+                   "custom_param_importer": lambda **kwargs: None},  # a training-time hook: not in the file
+    }
+    net = Network.from_dict(net_dict, extern)
+    for var in net.param_variables().values():  # non-trivial values, so that a lost or reordered one shows
+        var.assign(var + 0.1)
+    path = str(tmp_path / "net.keras")
+    net.keras_model.save(path)
+    loaded = keras.saving.load_model(path)
+    x = np.random.default_rng(0).standard_normal((2, 6, 4)).astype("float32")
+    np.testing.assert_array_equal(loaded(x), net.keras_model(x))
+    assert [type(layer).__name__ for layer in loaded.layers[1:]] == ["LinearLayer", "RecLayer", "LayerNormLayer",
+                                                                     "SoftmaxLayer"]
+    assert "custom_param_importer" not in loaded.get_layer("output").layer_dict
+    bad = Network.from_dict({"output": {"class": "softmax", "from": "data", "target": "classes",
+                                        "#note": object()}}, extern)
+    with pytest.raises(ConfigError, match="'output': option '#note' holds a object"):
+        bad.keras_model.save(str(tmp_path / "bad.keras"))

@@ -18,6 +18,12 @@ __all__ = [
     "optimizer_slot_lists",
     "build_optimizer_with_initializer",
     "run_after_next_train_begin",
+    "cancel_after_train_begin",
+    "layer_call_inputs",
+    "tensor_producer",
+    "set_initial_epoch",
+    "replace_train_function",
+    "build_compiled_metrics",
 ]
 
 _NOT_SLOTS = frozenset({"_variables", "_trainable_variables"})
@@ -33,6 +39,49 @@ def layer_seed_generators(layer: Any) -> list[Any]:
     """The `keras.random.SeedGenerator`s a layer owns (e.g. Dropout's), in creation order. Why private: Keras lists
     them only in `_seed_generators` (their states appear in `layer.variables`, but not which generator owns one)."""
     return list(getattr(layer, "_seed_generators", ()))
+
+
+def layer_call_inputs(layer: Any) -> list[list[Any]]:
+    """The input tensors of each call of `layer` in a functional graph (one list per call). Why private: Keras keeps
+    the call graph only in `_inbound_nodes`; the public `layer.input` gives the first call only and fails for a
+    layer that was never called symbolically."""
+    return [list(node.input_tensors) for node in getattr(layer, "_inbound_nodes", ())]
+
+
+def tensor_producer(tensor: Any) -> tuple[Any, list[Any], int] | None:
+    """(operation, its input tensors of that call, index of `tensor` among the call's outputs) for a symbolic
+    tensor made by a layer, None for an input or a non-symbolic tensor. Why private: a KerasTensor names the call
+    that made it only in `_keras_history`; Keras has no public way from a tensor to its layer."""
+    history = getattr(tensor, "_keras_history", None)
+    if history is None or history.operation is None:
+        return None
+    nodes = getattr(history.operation, "_inbound_nodes", ())
+    if not 0 <= history.node_index < len(nodes):
+        return None
+    return history.operation, list(nodes[history.node_index].input_tensors), int(history.tensor_index)
+
+
+def set_initial_epoch(model: Any, epoch: int | None) -> None:
+    """Make the next (or the running) `model.fit` start at `epoch` (0-based; None: as its `initial_epoch`
+    argument says). Why private: `fit` reads `_initial_epoch` right after the callbacks' `on_train_begin`; it is how
+    Keras' own `BackupAndRestore` resumes, and there is no public hook for it."""
+    model._initial_epoch = epoch
+
+
+def replace_train_function(model: Any, make: Callable[[Callable[[Any], Any]], Callable[[Any], Any]]) -> None:
+    """Replace the function `fit` calls once per step (with the data iterator) by `make(current function)`. Why
+    private: Keras offers no hook to draw a batch without training on it; `fit` looks `model.train_function` up
+    at every step, so a replacement takes effect at the next step (the replacement may put the original back)."""
+    model.make_train_function()
+    model.train_function = make(model.train_function)
+
+
+def build_compiled_metrics(model: Any, data_batch: Any) -> None:
+    """Create the variables of a compiled model's loss tracker and metrics from one batch (or its `TensorSpec`s),
+    without training. Why private: without a distribution strategy Keras creates them only while tracing the first
+    train step, but a resumed epoch must give them their saved sums before that step; `_symbolic_build` is what
+    `fit` itself calls to build them under a strategy."""
+    model._symbolic_build(data_batch=data_batch)
 
 
 def global_seed_generator(*, create: bool) -> Any:
@@ -123,3 +172,11 @@ def run_after_next_train_begin(callback: Any, fn: Callable[[], None]) -> None:
 
     on_train_begin._transition_original = original  # type: ignore[attr-defined]
     callback.on_train_begin = on_train_begin
+
+
+def cancel_after_train_begin(callback: Any) -> None:
+    """Remove a wrapper of `run_after_next_train_begin` that has not run yet (the callback's `on_train_begin` of
+    this fit call already ran, so the wrapper would fire only in a later fit call, with a stale state)."""
+    wrapper = callback.__dict__.get("on_train_begin")
+    if wrapper is not None and hasattr(wrapper, "_transition_original"):
+        del callback.on_train_begin

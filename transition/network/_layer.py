@@ -41,6 +41,7 @@ class Layer:
         self.name = name
         self.layer_dict = dict(layer_dict) if layer_dict is not None else None
         self.keras_layer = keras_layer
+        self._importer: Callable[..., Any] | str | None = None
         self.params: dict[str, keras.Variable] = dict(params)
         self.split_info: dict[str, list[list[int]]] = {
             p: [list(a) for a in (split_info or {}).get(p, whole_axis_splits(v.shape))] for p, v in self.params.items()
@@ -52,8 +53,19 @@ class Layer:
 
     @property
     def custom_param_importer(self) -> Callable[..., Any] | str | None:
-        """The layer dict option "custom_param_importer": a function, a copy mode string, or None."""
+        """The layer's importer: a function, a copy mode string, or None; the layer dict option
+        "custom_param_importer", or the one given with `set_custom_param_importer` (e.g. for a Keras layer)."""
+        if self._importer is not None:
+            return self._importer
         return self.layer_dict.get("custom_param_importer") if self.layer_dict else None
+
+    def set_custom_param_importer(self, importer: Callable[..., Any] | str | None) -> None:
+        """Give this layer an importer (RETURNN's `custom_param_importer`: a function or a copy mode string); a
+        layer whose net dict already sets one is a ConfigError (one importer per layer)."""
+        if importer is not None and self.layer_dict and self.layer_dict.get("custom_param_importer") is not None:
+            raise ConfigError(f"layer {self.name!r}: custom_param_importers gives an importer for it, but its layer "
+                              "dict sets 'custom_param_importer' too; keep one of them")
+        self._importer = importer
 
     def get_param_values_dict(self) -> dict[str, np.ndarray]:
         """{param: a copy of its current value}."""

@@ -141,6 +141,18 @@ def register_layer_class(name: str, cls: type[NetLayer]) -> None:
             "(define layer_options, output_info, create_params, forward)"
         )
     _LAYER_CLASSES[name] = cls
+    _register_serializable(cls)
+
+
+def _register_serializable(cls: type[NetLayer]) -> None:
+    """Make `keras.saving.load_model` find the class (by module and qualified name, package "transition")."""
+    registered = f"transition>{cls.__module__}.{cls.__qualname__}"
+    if keras.saving.get_registered_object(registered) is cls:
+        return
+    try:
+        keras.saving.register_keras_serializable(package="transition", name=f"{cls.__module__}.{cls.__qualname__}")(cls)
+    except ValueError:  # the name was registered to an earlier definition of the class (e.g. a re-run notebook cell)
+        pass
 
 
 def get_layer_class(layer_name: str, class_name: Any) -> type[NetLayer]:
@@ -157,6 +169,20 @@ def get_layer_class(layer_name: str, class_name: Any) -> type[NetLayer]:
 def layer_class_names() -> list[str]:
     """The names of all registered layer classes."""
     return sorted(_LAYER_CLASSES)
+
+
+def _config_value(layer: str, option: str, value: Any) -> Any:
+    """A layer dict value as JSON for Keras' config (tuples become lists); ConfigError naming the option."""
+    if value is None or isinstance(value, (str, bool, int, float)):
+        return value
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (list, tuple)):
+        return [_config_value(layer, option, v) for v in value]
+    if isinstance(value, Mapping) and all(isinstance(k, str) for k in value):
+        return {k: _config_value(layer, option, v) for k, v in value.items()}
+    raise ConfigError(f"layer {layer!r}: option {option!r} holds a {type(value).__name__}, which a Keras config "
+                      "(e.g. model.save('x.keras')) cannot store; give a JSON value (number, string, list, dict)")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -339,6 +365,31 @@ class NetLayer(keras.layers.Layer):
         self.split_info[name] = info
         self.param_initializers[name] = init
         return var
+
+    def get_config(self) -> dict[str, Any]:
+        """Keras' config: the layer dict (JSON values; a callable `custom_param_importer`, a training-time hook,
+        is left out), the sources' and the target's `DataInfo`. With `from_config`, a network built from a net
+        dict saves in Keras' `.keras` format and loads back with `keras.saving.load_model`."""
+        layer_dict = {}
+        for key, value in self.layer_dict.items():
+            if key == "custom_param_importer" and callable(value):
+                continue
+            layer_dict[key] = _config_value(self.name, key, value)
+        target = attrs.asdict(self.target_info) if self.target_info is not None else None
+        return {"name": self.name, "trainable": self.trainable, "layer_dict": layer_dict,
+                "sources": [attrs.asdict(s) for s in self.sources], "target_info": target}
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> NetLayer:
+        """The layer of a `get_config` (its params are created when Keras builds it)."""
+        try:
+            target = config.get("target_info")
+            return cls(config["name"], layer_dict=dict(config["layer_dict"]),
+                       sources=[DataInfo(**s) for s in config["sources"]],
+                       target_info=DataInfo(**target) if target is not None else None)
+        except (KeyError, TypeError) as exc:
+            raise ConfigError(f"{cls.__name__}.from_config: not a config of this layer class ({exc}); it holds "
+                              f"keys {sorted(config)}") from None
 
     def fresh_value(self, name: str) -> np.ndarray:
         """A freshly initialised value of param `name` (as its initializer draws it)."""

@@ -86,8 +86,9 @@ class Network:
 
     @classmethod
     def from_keras(cls, model: keras.Model) -> Network:
-        """Wrap any Keras 3 model: layers by `layer.name` ("outer/inner" when nested), params by the variable
-        path relative to the layer (e.g. "kernel")."""
+        """Wrap a built Keras 3 model: layers by `layer.name` ("outer/inner" when nested), params by the variable
+        path relative to the layer (e.g. "kernel"), split info from the Keras graph (see `_keras_wrap`). A model
+        whose variables cannot be named (two layers with one name, ...) is a ConfigError."""
         if not isinstance(model, keras.Model):
             raise ConfigError(f"Network.from_keras needs a keras.Model, got {type(model).__name__}")
         if not model.built:

@@ -1,6 +1,8 @@
-"""The epoch transition: snapshot the old network, release it, build the new one, import the old values.
+"""The epoch transition: snapshot the old network, release it, build (or wrap) the new one, import the old values.
 
-Params that are copied whole are created directly from the snapshot (no random init paid, no extra copy).
+The new network is a net dict or a built Keras model; both go through the same import (`Layer.
+set_param_values_by_dict`, the copy modes of `transition.params`). For net dicts, params that are copied whole are
+created directly from the snapshot (no random init paid, no extra copy).
 Optimizer slots (e.g. Adam moments) travel with the same copy rules (see `_slots.py`).
 """
 
@@ -11,12 +13,15 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import attrs
+import keras
 import numpy as np
 
+from transition.errors import ConfigError, did_you_mean
 from transition.netdict._netdict import NetDictDiff, diff_net_dicts, is_layer_key
+from transition.network._keras_wrap import diff_architectures, is_keras_model, keras_architecture
 from transition.network._network import Network
 from transition.network._slots import SlotsSnapshot, restore_slots, snapshot_slots
-from transition.params._copy_modes import check_copy_param_mode, may_create_from_old
+from transition.params._copy_modes import check_copy_param_mode, may_create_from_old, resets
 from transition.params._report import ImportReport
 from transition.params._snapshot import ParamsSnapshot
 
@@ -37,31 +42,46 @@ class TransitionResult:
 
 def transition_network(
     old_network: Network,
-    new_net_dict: Mapping[str, Any],
+    new_network: Mapping[str, Any] | keras.Model,
     *,
-    extern_data: Mapping[str, Any],
     epoch: int,
+    extern_data: Mapping[str, Any] | None = None,
     copy_param_mode: str | None = None,
     init_new_network_callback: Callable[..., Any] | None = None,
     optimizer: Any = None,
     ignore_wrong_shape: bool = False,
     ignore_non_existing: bool = True,
+    custom_param_importers: Mapping[str, Callable[..., Any] | str] | None = None,
 ) -> TransitionResult:
-    """Rebuild the network for `epoch` from `new_net_dict` and import the old network's params into it.
+    """Make the network for `epoch` and import the old network's params into it.
 
-    The copy mode is `copy_param_mode`, else the net dict's "#copy_param_mode" entry, else None (equal shapes
-    required). Layers of the old network that the new one lacks are recorded as ignored unless
-    `ignore_non_existing=False`. `init_new_network_callback(new_epoch=, new_network=, old_network_params=)` runs
-    after the build, before the import, and may edit the snapshot (replace or remove arrays: they are read-only
-    views; a replaced one is imported, a removed one's param gets its fresh init). The old
-    network is not modified; the transition drops its own references (and calls `old_network.release()` where the
-    Network has one): drop yours so that its variables can be freed. With `optimizer` (a Keras 3 optimizer, built
-    on the old network's trainable variables or not built yet), a new optimizer of the same class with the same
-    config and iteration count is built on the new network and its slots are imported (see `_slots.py`).
+    `new_network` is a net dict (built with `extern_data`) or a built `keras.Model` (wrapped with
+    `Network.from_keras`; its own init is the "fresh init" of params that are not copied). The copy mode is
+    `copy_param_mode`, else the net dict's "#copy_param_mode" entry, else None (equal shapes required).
+    `custom_param_importers` {layer: importer} gives layers of the new network an importer (RETURNN's
+    `custom_param_importer`: a function or a copy mode string), e.g. Keras layers, which carry no layer dict; a
+    name that is no layer of the new network is a ConfigError. Layers of the old network that the new one lacks
+    are recorded as ignored unless `ignore_non_existing=False`; a Keras model sharing no layer name with the old
+    network is a ConfigError (Keras numbers unnamed layers per process: name them).
+    `init_new_network_callback(new_epoch=, new_network=, old_network_params=)` runs after the build, before the
+    import, and may edit the snapshot (replace or remove arrays: they are read-only views; a replaced one is
+    imported, a removed one's param gets its fresh init). The old network is not modified; the transition drops
+    its own references (and calls `old_network.release()` where the Network has one): drop yours so that its
+    variables can be freed. With `optimizer` (a Keras 3 optimizer, built on the old network's trainable variables
+    or not built yet), a new optimizer of the same class with the same config and iteration count is built on the
+    new network and its slots are imported (see `_slots.py`).
     """
-    if copy_param_mode is None:
-        copy_param_mode = new_net_dict.get("#copy_param_mode")
+    to_keras = is_keras_model(new_network)
+    if not to_keras:
+        if not isinstance(new_network, Mapping):
+            raise ConfigError(f"transition_network: the new network must be a net dict or a built keras.Model, got "
+                              f"{type(new_network).__name__}")
+        if extern_data is None:
+            raise ConfigError("transition_network: a net dict needs extern_data (the data keys it reads)")
+        if copy_param_mode is None:
+            copy_param_mode = new_network.get("#copy_param_mode")
     mode = check_copy_param_mode(copy_param_mode, "copy_param_mode of the transition")
+    importers = dict(custom_param_importers or {})
     timings: dict[str, float] = {}
 
     t = time.perf_counter()
@@ -69,9 +89,8 @@ def transition_network(
     slots: SlotsSnapshot | None = None
     if optimizer is not None:
         slots = snapshot_slots(optimizer, old_network)
-    old_net_dict = old_network.net_dict
-    old_layer_dicts = dict(old_net_dict) if old_net_dict is not None else {}
-    diff = diff_net_dicts(old_net_dict, new_net_dict) if old_net_dict is not None else None
+    old_layer_dicts = dict(old_network.net_dict) if old_network.net_dict is not None else {}
+    diff = _diff(old_network, new_network)
     timings["snapshot"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -83,34 +102,76 @@ def transition_network(
     timings["release"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    # A callback may replace or remove snapshot entries after the build (the arrays themselves are read-only):
-    # the import copies a replaced entry as usual and re-initialises a param whose entry was removed.
-    initial_values = _initial_values(snapshot, new_net_dict, mode)
-    new_network = Network.from_dict(dict(new_net_dict), dict(extern_data), initial_values=initial_values)
+    new = _new_network(new_network, extern_data, snapshot, mode, importers)
     timings["build"] = time.perf_counter() - t
 
     t = time.perf_counter()
     if init_new_network_callback is not None:
-        init_new_network_callback(new_epoch=epoch, new_network=new_network, old_network_params=snapshot)
-    report = _import(new_network, snapshot, mode, ignore_wrong_shape, ignore_non_existing, epoch, old_layer_dicts)
+        init_new_network_callback(new_epoch=epoch, new_network=new, old_network_params=snapshot)
+    report = _import(new, snapshot, mode, ignore_wrong_shape, ignore_non_existing, epoch, old_layer_dicts)
     timings["import"] = time.perf_counter() - t
 
     new_optimizer, slots_report = None, None
     if slots is not None:
         t = time.perf_counter()
-        new_optimizer, slots_report = restore_slots(slots, new_network, report, old_split_info=snapshot.split_info)
+        new_optimizer, slots_report = restore_slots(slots, new, report, old_split_info=snapshot.split_info)
         timings["slots"] = time.perf_counter() - t
-    return TransitionResult(new_network, report, new_optimizer, slots_report, diff, timings)
+    return TransitionResult(new, report, new_optimizer, slots_report, diff, timings)
+
+
+def _diff(old_network: Network, new_network: Any) -> NetDictDiff | None:
+    """The layers added, removed and changed: of the Keras architectures, or of the net dicts."""
+    if is_keras_model(new_network):
+        return diff_architectures(keras_architecture(old_network.keras_model), keras_architecture(new_network))
+    return diff_net_dicts(old_network.net_dict, new_network) if old_network.net_dict is not None else None
+
+
+def _new_network(new_network: Any, extern_data: Mapping[str, Any] | None, snapshot: ParamsSnapshot,
+                 mode: str | None, importers: Mapping[str, Any]) -> Network:
+    """Wrap the Keras model, or build the net dict with the old values that the import would copy whole."""
+    if is_keras_model(new_network):
+        new = Network.from_keras(new_network)
+        _check_names_carry_over(snapshot, new, mode)
+    else:
+        # A callback may replace or remove snapshot entries after the build (the arrays themselves are read-only):
+        # the import copies a replaced entry as usual and re-initialises a param whose entry was removed.
+        initial_values = _initial_values(snapshot, new_network, mode, importers)
+        new = Network.from_dict(dict(new_network), dict(extern_data or {}), initial_values=initial_values)
+    _give_importers(new, importers)
+    return new
+
+
+def _give_importers(network: Network, importers: Mapping[str, Any]) -> None:
+    for name, importer in importers.items():
+        if name not in network.layers:
+            raise ConfigError(f"custom_param_importers names layer {name!r}, which the new network does not have"
+                              f"{did_you_mean(name, network.layers)}; its layers: {sorted(network.layers)}")
+        network.layers[name].set_custom_param_importer(importer)
+
+
+def _check_names_carry_over(snapshot: ParamsSnapshot, new: Network, mode: str | None) -> None:
+    """A Keras model sharing no param layer name with the old network would silently start from scratch."""
+    old_layers = [name for name, values in snapshot.values_dict.items() if values]
+    new_layers = [name for name, layer in new.layers.items() if layer.params]
+    if old_layers and new_layers and not set(old_layers) & set(new_layers) and not resets(mode):
+        raise ConfigError(
+            f"the new Keras model shares no layer name with the old network (old: {old_layers[:4]}, new: "
+            f"{new_layers[:4]}), so no param would carry over; give the layers fixed names (e.g. "
+            "keras.layers.Dense(64, name='hidden')): Keras numbers unnamed layers per process. Use "
+            "copy_param_mode='reset' to start all params afresh on purpose")
 
 
 def _initial_values(
-    snapshot: ParamsSnapshot, new_net_dict: Mapping[str, Any], mode: str | None
+    snapshot: ParamsSnapshot, new_net_dict: Mapping[str, Any], mode: str | None, importers: Mapping[str, Any]
 ) -> dict[str, Mapping[str, np.ndarray]]:
     """The snapshot's layers whose values may be used directly as the new variables' initial values."""
     out = {}
     for layer, values in snapshot.values_dict.items():
         layer_dict = new_net_dict.get(layer) if is_layer_key(layer) else None
-        if isinstance(layer_dict, Mapping) and may_create_from_old(layer_dict.get("custom_param_importer"), mode, layer):
+        if not isinstance(layer_dict, Mapping):
+            continue
+        importer = importers.get(layer, layer_dict.get("custom_param_importer"))
+        if may_create_from_old(importer, mode, layer):
             out[layer] = values
     return out
 

@@ -97,7 +97,9 @@ class KerasCallbackState:
             state[name.lstrip("_")] = value
         return state
 
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+    def load_state_dict(self, state: Mapping[str, Any], *, reapply_after_train_begin: bool = True) -> None:
+        """Set the callback's counters; with `reapply_after_train_begin` once more after its next
+        `on_train_begin` (which resets them), for a restore before a `fit` call."""
         cb = self.callback
         fields = _KERAS_FIELDS[self.kind]
         expected = {"monitor"} | {f.lstrip("_") for f in fields}
@@ -131,7 +133,8 @@ class KerasCallbackState:
                 setattr(cb, name, value)
 
         apply()
-        run_after_next_train_begin(cb, apply)
+        if reapply_after_train_begin:
+            run_after_next_train_begin(cb, apply)
 
 
 def state_key_of(obj: Any) -> str:
@@ -184,11 +187,12 @@ def collect_callback_states(callbacks: Iterable[Any]) -> dict[str, dict[str, Any
 
 
 def restore_callback_states(callbacks: Iterable[Any], states: Mapping[str, Mapping[str, Any]],
-                            *, strict: bool = True) -> list[str]:
+                            *, strict: bool = True, reapply_after_train_begin: bool = True) -> list[str]:
     """Load `states` (from `collect_callback_states`) into the callbacks; returns the keys restored.
 
     With strict=True, a saved state without a callback, or a stateful callback without a saved state, is a
-    ConfigError naming the key; strict=False skips both."""
+    ConfigError naming the key; strict=False skips both. Keras callbacks get their state once more after their
+    next `on_train_begin` unless `reapply_after_train_begin=False` (a restore within a running `fit`)."""
     by_key = _stateful_by_key(callbacks)
     if strict:
         for key in states:
@@ -202,7 +206,10 @@ def restore_callback_states(callbacks: Iterable[Any], states: Mapping[str, Mappi
     restored = []
     for key, cb in by_key.items():
         if key in states:
-            cb.load_state_dict(dict(states[key]))
+            if isinstance(cb, KerasCallbackState):
+                cb.load_state_dict(dict(states[key]), reapply_after_train_begin=reapply_after_train_begin)
+            else:
+                cb.load_state_dict(dict(states[key]))
             restored.append(key)
     return restored
 

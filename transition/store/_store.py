@@ -284,6 +284,17 @@ class CheckpointStore:
             log.info("keep policy: deleting checkpoint %s", info.prefix)
             _atomic.delete_checkpoint(info.prefix)
 
+    def delete_all(self) -> list[str]:
+        """Delete every committed checkpoint of the model (good or damaged) and what interrupted saves left, after
+        a background save; returns the prefixes deleted. Files of other tools under the model are left alone."""
+        self._writer.wait()
+        with self._mutex:
+            infos = [info for info in list_checkpoints(self.model, checksums=False) if info.committed]
+            for info in infos:
+                _atomic.delete_checkpoint(info.prefix)
+            _atomic.cleanup_leftovers(self.model)
+        return [info.prefix for info in infos]
+
     # --- listing ---
     def list(self, *, checksums: bool = False) -> list[CheckpointInfo]:
         """All checkpoints of the model, oldest first. Sizes are always checked; checksums with `checksums=True`."""

@@ -8,11 +8,13 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from transition.errors import ConfigError
+from transition.internal._keras_private import build_compiled_metrics
 from transition.store._callback_state import (
     collect_callback_states,
     restore_callback_states,
 )
 from transition.training._data import data_for_epoch, is_tf_dataset
+from transition.training._keras_state import KerasMetricsState
 
 __all__ = ["KerasFit", "keras_logs", "scores_from_keras_logs", "is_keras_callback", "is_tf_dataset"]
 
@@ -68,28 +70,39 @@ def _keras_callback_classes() -> tuple[type, type]:
             self._step_done()
 
     class ReapplyStates(keras.callbacks.Callback):
-        """Given last to `fit`: after Keras' `on_train_begin` reset EarlyStopping & co., gives the callbacks back
-        the states they had before the fit call."""
+        """Given after the user's callbacks to `fit`: after Keras' `on_train_begin` reset EarlyStopping & co., gives
+        the callbacks back the states they had before the fit call; in a resumed epoch, after Keras' reset of the
+        metrics at the epoch start, gives them their sums of the batches before the restart."""
 
-        def __init__(self, callbacks: Sequence[object]):
+        def __init__(self, callbacks: Sequence[object], metrics: KerasMetricsState | None, data_spec: Any = None):
             super().__init__()
             self._callbacks = list(callbacks)
             self._states = collect_callback_states(self._callbacks)
+            self._metrics, self._data_spec = metrics, data_spec
 
         def on_train_begin(self, logs: Mapping[str, Any] | None = None) -> None:
             restore_callback_states(self._callbacks, self._states, strict=False)
+
+        def on_epoch_begin(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
+            if self._metrics is not None:
+                build_compiled_metrics(self.model, self._data_spec)  # Keras would build them in the first step
+                self._metrics.apply(self.model)
 
     return StepCounter, ReapplyStates
 
 
 class KerasFit:
     """The fit calls of one `TransitionManager.fit`: compiles the model after each rebuild, skips the batches
-    trained before a mid-epoch restart, counts steps, keeps the Keras callbacks' states across fit calls."""
+    trained before a mid-epoch restart (and gives the metrics their sums of those), counts steps (after the other
+    callbacks, so that a save holds their state after the step), keeps the Keras callbacks' states across fit
+    calls."""
 
-    def __init__(self, step_done: Callable[[], None], keras_callbacks: Sequence[object]):
+    def __init__(self, step_done: Callable[[], None], keras_callbacks: Sequence[object],
+                 metrics_state: KerasMetricsState):
         step_counter, self._reapply = _keras_callback_classes()
         self._steps = step_counter(step_done)
         self._callbacks = list(keras_callbacks)
+        self._metrics = metrics_state
         self._compiled: Any = None
 
     def epoch(self, model: Any, optimizer: Any, train: Any, *, epoch: int, seed: int, skip: int, loss: Any,
@@ -104,10 +117,14 @@ class KerasFit:
                 raise ConfigError("mgr.fit resumes mid-epoch only with a tf.data.Dataset (it skips the trained "
                                   "batches); give one, or save at epoch ends only")
             data = data.skip(skip)
+        else:
+            self._metrics.discard()  # an epoch from its start: Keras' reset of the metrics is right
+        self._metrics.model = model
         kwargs = dict(fit_kwargs)
         if is_tf_dataset(data):
             kwargs.setdefault("shuffle", False)  # a Dataset brings its own (per-epoch) order
-        callbacks = [self._steps, *self._callbacks, self._reapply(self._callbacks)]
+        reapply = self._reapply(self._callbacks, self._metrics if skip else None, data.element_spec if skip else None)
+        callbacks = [*self._callbacks, reapply, self._steps]
         result = model.fit(data, initial_epoch=epoch - 1, epochs=epoch, validation_data=validation_data,
                            callbacks=callbacks, verbose=verbose, **kwargs)
         return scores_from_keras_logs({k: float(v[-1]) for k, v in result.history.items() if v})

@@ -11,8 +11,9 @@ with mgr:
 ```
 The checkpoint at an epoch end (and mid-epoch ones) holds the params, the optimizer's slots and iteration count,
 and a TrainingState with the learning-rate history, the RNG states, the callbacks' states and the position. Unlike
-RETURNN, the optimizer is neither reset at a rebuild nor at a resume. The options are declared in
-`_options.ManagerOptions`; how a run starts is in `_manager_start`, what a checkpoint's state holds in
+RETURNN, the optimizer is neither reset at a rebuild nor at a resume. The network of an epoch is a net dict or a
+built Keras model (`network=model`, or `get_network(epoch)` returning either; see `_keras_net`). The options are
+declared in `_options.ManagerOptions`; how a run starts is in `_manager_start`, what a checkpoint's state holds in
 `_manager_state`, which checkpoint a resume uses in `store._resume`.
 """
 
@@ -28,7 +29,6 @@ from transition.checkpoint._load_options import decide_loading
 from transition.checkpoint._naming import checkpoint_prefix
 from transition.errors import ConfigError, TransitionError
 from transition.internal._signature import with_options_signature
-from transition.netdict._netdict import diff_net_dicts
 from transition.netdict._pretrain import Pretrain, pretrain_from_config
 from transition.network._transition import transition_network
 from transition.store._keep import KeepPolicy
@@ -38,6 +38,14 @@ from transition.training._cadence import SaveCadence
 from transition.training._config import Config, load_config, manager_options
 from transition.training._data import epoch_seed, is_tf_dataset
 from transition.training._fit import KerasFit, is_keras_callback, keras_logs
+from transition.training._keras_net import (
+    check_importer_names,
+    check_network_spec,
+    importers_for,
+    layer_names,
+    needs_transition,
+)
+from transition.training._keras_state import KerasMetricsState
 from transition.training._log import transition_summary
 from transition.training._lr_control import LearningRateControl
 from transition.training._manager_start import (
@@ -78,7 +86,11 @@ _LR_CALLBACKS = ("ReduceLROnPlateau", "LearningRateScheduler")
 class TransitionManager:
     """Drives the epochs of a training job: rebuilds, loading, learning rate, callbacks' state and checkpoints.
 
-    `network`: the net dict (the final one with `pretrain`); `get_network(epoch)` instead gives one per epoch.
+    `network`: the net dict (the final one with `pretrain`) or a built keras.Model; `get_network(epoch)` instead
+    gives one per epoch (a net dict or a Keras model; a model with another architecture than the current one
+    starts its epoch with a transition). `extern_data` is needed for net dicts only; `copy_param_mode` is the copy
+    mode of the transitions that the schedule (or net dict) leaves open; `custom_param_importers` {layer:
+    importer} gives layers (e.g. Keras ones) RETURNN's `custom_param_importer`.
     `pretrain`: a `Pretrain`, or a config value ("default", a dict of options). `optimizer`: a function returning a
     Keras optimizer (or a dict {"class": "adam", ...}). `callbacks`: objects with state_dict / load_state_dict
     (Keras EarlyStopping / ModelCheckpoint / ReduceLROnPlateau are adapted); Keras callbacks are also driven
@@ -89,7 +101,7 @@ class TransitionManager:
     """
 
     @with_options_signature(ManagerOptions, head=3)  # help() lists every option
-    def __init__(self, model: str, network: Mapping[str, Any] | None = None, **options: Any) -> None:
+    def __init__(self, model: str, network: Mapping[str, Any] | keras.Model | None = None, **options: Any) -> None:
         if not isinstance(model, str) or not model:
             raise ConfigError(f"model must be a checkpoint path prefix like 'runs/exp/network', got {model!r}")
         self.options = opts = ManagerOptions.make(model=model, network=network, **options)
@@ -105,6 +117,7 @@ class TransitionManager:
         self._build = Builder(opts.extern_data, factory, opts.strategy)
         self._log = opts.log if opts.log is not None else (lambda s: print(s, flush=True))
         self._callbacks: list[object] = []
+        self._metrics_state = KerasMetricsState()  # the running epoch sums of a Keras fit (saved mid-epoch)
         for cb in opts.callbacks:
             self._add_callback(cb)
         self.config: Config | None = None
@@ -160,7 +173,8 @@ class TransitionManager:
 
     # ------------------------------------------------------------------------------------------ properties
     model = property(lambda self: self.options.model, doc="The model's checkpoint path prefix.")
-    extern_data = property(lambda self: dict(self.options.extern_data), doc="The extern_data of the net dicts.")
+    extern_data = property(lambda self: dict(self.options.extern_data or {}), doc="The extern_data of the net "
+                           "dicts ({} when not given).")
     num_epochs = property(lambda self: self.options.num_epochs, doc="The epochs to train in all.")
     seed = property(lambda self: self.options.seed, doc="The job's seed (Python, numpy, TF, data shuffle).")
     strategy = property(lambda self: self.options.strategy, doc="The tf.distribute.Strategy, or None.")
@@ -228,22 +242,33 @@ class TransitionManager:
         """The data-shuffle seed of `epoch` (default: the current one), derived from the job's seed."""
         return epoch_seed(self.seed, self._pos.epoch if epoch is None else epoch)
 
-    def net_dict_for_epoch(self, epoch: int) -> dict[str, Any]:
-        """The net dict of `epoch`: the pretrain schedule's, `get_network(epoch)`'s, or `network`."""
+    def network_for_epoch(self, epoch: int) -> dict[str, Any] | keras.Model:
+        """The network of `epoch`: the pretrain schedule's net dict, `get_network(epoch)`'s net dict or Keras model,
+        or `network`."""
         if self.pretrain is not None:
             return self.pretrain.get_network_json_for_epoch(epoch)
         if self.options.get_network is not None:
-            net = self.options.get_network(epoch=epoch)
-            if not isinstance(net, Mapping):
-                raise ConfigError(f"get_network(epoch={epoch}) returned a {type(net).__name__}, not a net dict")
-            return dict(net)
-        return dict(self.options.network)  # type: ignore[arg-type]
+            return check_network_spec(self.options.get_network(epoch=epoch), f"get_network(epoch={epoch})")
+        return check_network_spec(self.options.network, "option 'network'")
 
-    def copy_param_mode_for(self, epoch: int) -> str | None:
-        """The copy_param_mode of the transition into `epoch` (the pretrain schedule's; else the net dict's own)."""
+    def net_dict_for_epoch(self, epoch: int) -> dict[str, Any]:
+        """The net dict of `epoch` (see `network_for_epoch`); a TransitionError where it is a Keras model."""
+        net = self.network_for_epoch(epoch)
+        if not isinstance(net, Mapping):
+            raise TransitionError(f"the network of epoch {epoch} is a Keras model ({net.name!r}), not a net dict")
+        return net
+
+    def copy_param_mode_for(self, epoch: int, network: Any = None) -> str | None:
+        """The copy_param_mode of the transition into `epoch`: the pretrain schedule's, else the net dict's
+        "#copy_param_mode", else the option `copy_param_mode`. `network`: the network of `epoch` if known."""
         if self.pretrain is not None:
-            return self.pretrain.get_copy_param_mode_for_epoch(epoch)
-        return None
+            mode = self.pretrain.get_copy_param_mode_for_epoch(epoch)
+            if mode is not None:
+                return mode
+        net = self.network_for_epoch(epoch) if network is None else network
+        if isinstance(net, Mapping) and net.get("#copy_param_mode") is not None:
+            return net["#copy_param_mode"]
+        return self.options.copy_param_mode
 
     # ------------------------------------------------------------------------------------------ the loop
     def epochs(self, *, drive_keras_callbacks: bool = True) -> Iterator[int]:
@@ -347,9 +372,11 @@ class TransitionManager:
         """
         for cb in callbacks:
             self.register_callback(cb)
-        run = KerasFit(self.step_done, [cb for cb in self._callbacks if is_keras_callback(cb)])
+        run = KerasFit(self.step_done, [cb for cb in self._callbacks if is_keras_callback(cb)], self._metrics_state)
         history: list[dict[str, float]] = []
         for epoch in self.epochs(drive_keras_callbacks=False):  # Keras' fit drives the callbacks itself
+            if self.last_transition is not None:
+                self._log(f"epoch {epoch}: {self.transition_summary}")
             scores = run.epoch(self.network.keras_model, self.optimizer, train, epoch=epoch,
                                seed=self.shuffle_seed(epoch), skip=self.step_in_epoch, loss=loss, metrics=metrics,
                                validation_data=validation_data, verbose=verbose, **fit_kwargs)
@@ -393,6 +420,9 @@ class TransitionManager:
                 [cb for cb in self._callbacks if is_keras_callback(cb)], add_history=False, add_progbar=False)
         # a seeded TF global generator (required under op determinism before it is read; resume overwrites it)
         tf.random.set_global_generator(tf.random.Generator.from_seed(self.seed))
+        # the seeds of Python, numpy and TF, on a resume too: TF's global seed is no state a checkpoint can hold,
+        # and ops seeded by it (e.g. Dataset.shuffle(seed=...)) must give the order of the uninterrupted run
+        keras.utils.set_random_seed(self.seed)
         self._store = CheckpointStore(self.model, keep=self.keep)
         try:
             scan = self._store.scan_for_resume()  # the resume decision (store._resume)
@@ -405,10 +435,10 @@ class TransitionManager:
                     f"model {self.model} already has checkpoints (newest good: {scan.resume_from.prefix}) and "
                     "resuming is off; resume, or use another model path, or move those files away")
             if scan.resume_from is not None:
-                self._apply_start(restore_start(self._store, scan.resume_from, self._build, self.net_dict_for_epoch))
+                self._apply_start(restore_start(self._store, scan.resume_from, self._build, self.network_for_epoch))
             else:
-                keras.utils.set_random_seed(self.seed)
-                self._apply_start(fresh_start(self.model, self.load_options, self._build, self.net_dict_for_epoch))
+                self._apply_start(fresh_start(self.model, self.load_options, self._build, self.network_for_epoch))
+            self._check_importer_names()
             self._install_preemption_handler()
         except BaseException:
             self.close()
@@ -423,7 +453,8 @@ class TransitionManager:
         state = start.state
         if state is not None:
             self.lr_control.history = dict(state.learning_rate_history)
-            restore_callbacks(self._callbacks, state.callbacks, start.restored_from.prefix, self._log)
+            restore_callbacks([*self._callbacks, self._metrics_state], state.callbacks, start.restored_from.prefix,
+                              self._log)
             self._stopped = bool(state.extra.get(STOPPED_KEY, False))
             if state.rng is not None:  # last: building the network above draws random numbers
                 restore_rng_state(state.rng, start.network.keras_model, strict=False)
@@ -449,17 +480,28 @@ class TransitionManager:
             self._keras_callbacks.on_epoch_begin(epoch - 1)
         self._epoch_open = True
 
+    def _check_importer_names(self) -> None:
+        """Every `custom_param_importers` name is a layer of the start network, of epoch 1's or (net dicts) of the
+        final net dict: a typo fails before training starts."""
+        importers = self.options.custom_param_importers
+        if not importers:
+            return
+        networks = [list(self.network.layers), layer_names(self.network_for_epoch(1))]
+        if isinstance(self.options.network, Mapping):
+            networks.append(layer_names(self.options.network))
+        check_importer_names(importers, networks, f"the network of epoch 1 or epoch {max(self._pos.epoch, 1)}")
+
     def _rebuild_for(self, epoch: int) -> None:
-        """The transition into `epoch` when its net dict differs from the current one."""
-        net_dict = self.net_dict_for_epoch(epoch)
-        old = self.network.net_dict
-        if old is not None and diff_net_dicts(old, net_dict).is_empty:
+        """The transition into `epoch` when its network differs from the current one."""
+        new = self.network_for_epoch(epoch)
+        if not needs_transition(self.network, new):
             return
         with self._build.scope():
             result = transition_network(
-                self.network, net_dict, extern_data=self.options.extern_data, epoch=epoch,
-                copy_param_mode=self.copy_param_mode_for(epoch),
+                self.network, new, extern_data=self.options.extern_data, epoch=epoch,
+                copy_param_mode=self.copy_param_mode_for(epoch, new),
                 init_new_network_callback=self.init_new_network_callback, optimizer=self._optimizer,
+                custom_param_importers=importers_for(self.options.custom_param_importers, new),
             )
         optimizer = result.optimizer if result.optimizer is not None else self._build.optimizer(result.network)
         self._network = self._optimizer = None
@@ -473,7 +515,8 @@ class TransitionManager:
         pos = self._pos
         state = training_state(
             pos.epoch, epoch_finished, pos.global_step, pos.step_in_epoch, network=self.network,
-            pretrain=self.pretrain, lr_history=self.lr_control.history, callbacks=self._callbacks,
+            pretrain=self.pretrain, lr_history=self.lr_control.history,
+            callbacks=[*self._callbacks, self._metrics_state],
             shuffle_seed=self.shuffle_seed(pos.epoch), stopped=self._stopped)
         save = self._store.save if wait else self._store.save_async
         save(pos.epoch, state.step_in_epoch, self.network.param_variables(),

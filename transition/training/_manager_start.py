@@ -18,6 +18,7 @@ from transition.checkpoint._load_options import (
 from transition.checkpoint._naming import STATE_SUFFIX
 from transition.errors import CheckpointError
 from transition.network._network import Network
+from transition.training._keras_net import network_of
 from transition.store._info import CheckpointInfo
 from transition.store._state import TrainingState
 from transition.store._store import CheckpointStore
@@ -51,17 +52,19 @@ class Position:
 class Builder:
     """Builds networks and optimizers, in the strategy's scope when there is one."""
 
-    extern_data: Mapping[str, Any]
+    extern_data: Mapping[str, Any] | None
     optimizer_factory: OptimizerFactory
     strategy: tf.distribute.Strategy | None = None
 
     def scope(self) -> contextlib.AbstractContextManager[Any]:
         return self.strategy.scope() if self.strategy is not None else contextlib.nullcontext()
 
-    def network(self, net_dict: Mapping[str, Any],
+    def network(self, spec: Mapping[str, Any] | keras.Model, epoch: int,
                 initial_values: Mapping[str, Mapping[str, np.ndarray]] | None = None) -> Network:
+        """The Network of a net dict or a Keras model (`spec`, the network of `epoch`)."""
         with self.scope():
-            return Network.from_dict(dict(net_dict), dict(self.extern_data), initial_values=initial_values)
+            return network_of(spec, self.extern_data, where=f"the network of epoch {epoch}",
+                              initial_values=initial_values)
 
     def optimizer(self, network: Network) -> keras.optimizers.Optimizer:
         with self.scope():
@@ -94,14 +97,14 @@ class StartPoint:
 
 
 def fresh_start(model: str, load_options: Mapping[str, Any], build: Builder,
-                net_dict_for_epoch: Callable[[int], Mapping[str, Any]]) -> StartPoint:
+                network_for_epoch: Callable[[int], Any]) -> StartPoint:
     """No checkpoint of our own: RETURNN's loading rules decide what is loaded and where training starts."""
     existing = list_epoch_models(model)
     plan = decide_loading(load_options, "train", existing)
     net_epoch = plan.start_epoch or 1
     if plan.model_file and not plan.new_training and plan.model_epoch:
         net_epoch = plan.model_epoch  # load into the net the checkpoint was trained with; transition after
-    network = build.network(net_dict_for_epoch(net_epoch))
+    network = build.network(network_for_epoch(net_epoch), net_epoch)
     decision = decide_and_load(load_options, task="train", network=network, existing_epochs=existing)
     next_epoch = int(decision.start_epoch or 1)
     position = Position(epoch=next_epoch - 1, next_epoch=next_epoch, global_step=int(decision.global_train_step or 0))
@@ -109,7 +112,7 @@ def fresh_start(model: str, load_options: Mapping[str, Any], build: Builder,
 
 
 def restore_start(store: CheckpointStore, info: CheckpointInfo, build: Builder,
-                  net_dict_for_epoch: Callable[[int], Mapping[str, Any]]) -> StartPoint:
+                  network_for_epoch: Callable[[int], Any]) -> StartPoint:
     """Restore the network of the checkpoint's epoch, its params and the optimizer's variables."""
     restored = store.restore(info)
     state = TrainingState.from_json_and_arrays(restored.state_json, restored.state_arrays,
@@ -117,7 +120,7 @@ def restore_start(store: CheckpointStore, info: CheckpointInfo, build: Builder,
     epoch = state.epoch
     if epoch < 1:
         raise CheckpointError(f"{info.prefix}: the training state has epoch {epoch}; expected >= 1")
-    network = build.network(net_dict_for_epoch(epoch), initial_values=params_by_layer(restored.params))
+    network = build.network(network_for_epoch(epoch), epoch, initial_values=params_by_layer(restored.params))
     assign_checkpoint_params(network, restored.params, info.prefix)
     optimizer = build.optimizer(network)
     restore_optimizer(optimizer, network, restored.optimizer, info.prefix)

@@ -83,10 +83,11 @@ def training_state(epoch: int, epoch_finished: bool, global_step: int, step_in_e
 
 
 def restore_callbacks(callbacks: Sequence[object], saved: Mapping[str, Mapping[str, Any]], prefix: str,
-                      log: Callable[[str], None]) -> None:
+                      log: Callable[[str], None], *, within_fit: bool = False) -> None:
     """Give the callbacks their saved states. A saved state without its callback is a ConfigError (it would be
-    lost); callbacks without a saved state start fresh (logged)."""
-    restored = restore_callback_states(callbacks, saved, strict=False)
+    lost); callbacks without a saved state start fresh (logged). `within_fit`: the restore happens inside a running
+    `fit` (after the callbacks' `on_train_begin`), so Keras callbacks get their state once only."""
+    restored = restore_callback_states(callbacks, saved, strict=False, reapply_after_train_begin=not within_fit)
     current = list(collect_callback_states(callbacks))
     for key in saved:
         if key not in restored:

@@ -91,22 +91,46 @@ def _slot_items(optimizer: keras.optimizers.Optimizer, network: Network) -> list
     return [(f"{slot}/{layer}/{param}", var) for slot, layer, param, var in named_slot_variables(optimizer, network)]
 
 
-def optimizer_arrays(optimizer: keras.optimizers.Optimizer, network: Network) -> dict[str, Any]:
-    """{"iterations": var, "{slot}/{layer}/{param}": var} of a built optimizer (the store writes "optimizer/...")."""
+def _other_items(optimizer: keras.optimizers.Optimizer, named: Mapping[str, Any]) -> list[tuple[str, Any]]:
+    """[("var/{name}", variable)] of the optimizer's variables that are neither the step counter nor a slot of a
+    param (e.g. its learning rate, a loss scale); a repeated name gets "_1", "_2", ... in the optimizer's order."""
+    taken = {id(v) for v in named.values()}
+    out, seen = [], set()
+    for var in optimizer.variables:
+        if id(var) in taken:
+            continue
+        name, i = f"var/{var.name}", 1
+        while name in seen:
+            name, i = f"var/{var.name}_{i}", i + 1
+        seen.add(name)
+        out.append((name, var))
+    return out
+
+
+def optimizer_arrays(optimizer: keras.optimizers.Optimizer, network: Network, *, all_variables: bool = False
+                     ) -> dict[str, Any]:
+    """{"iterations": var, "{slot}/{layer}/{param}": var} of a built optimizer (the store writes "optimizer/...");
+    with `all_variables` also its other variables as "var/{name}" (e.g. the learning rate)."""
     out: dict[str, Any] = {"iterations": optimizer_iterations_variable(optimizer)}
     out.update(_slot_items(optimizer, network))
+    if all_variables:
+        out.update(_other_items(optimizer, out))
     return out
 
 
 def restore_optimizer(
-    optimizer: keras.optimizers.Optimizer, network: Network, arrays: Mapping[str, np.ndarray], prefix: str
+    optimizer: keras.optimizers.Optimizer, network: Network, arrays: Mapping[str, np.ndarray], prefix: str, *,
+    all_variables: bool = False,
 ) -> None:
-    """Assign the arrays written by `optimizer_arrays` to a built optimizer; CheckpointError naming the variable
-    when one is missing or has another shape."""
+    """Assign the arrays written by `optimizer_arrays` (with the same `all_variables`) to a built optimizer;
+    CheckpointError naming the variable when one is missing or has another shape."""
     if "iterations" not in arrays:
         raise CheckpointError(f"checkpoint {prefix} has no optimizer/iterations; it was not written by the manager")
     optimizer_iterations_variable(optimizer).assign(arrays["iterations"])
-    for key, slot_var in _slot_items(optimizer, network):
+    items = _slot_items(optimizer, network)
+    if all_variables:
+        items += _other_items(optimizer, {"iterations": optimizer_iterations_variable(optimizer), **dict(items)})
+    for key, slot_var in items:
         if key not in arrays:
             raise CheckpointError(f"checkpoint {prefix} has no optimizer/{key}{did_you_mean(key, arrays)}; "
                                   "was it written with another optimizer?")
@@ -124,9 +148,11 @@ def assign_checkpoint_params(network: Network, params: Mapping[str, np.ndarray],
     variables = network.param_variables()
     missing = [name for name in variables if name not in params]
     if missing:
+        hint = "" if getattr(network, "net_dict", None) is not None else (
+            " (a Keras model: give its layers fixed names, Keras numbers unnamed layers per process)")
         raise CheckpointError(f"checkpoint {prefix} lacks params {missing[:5]} of the network of its epoch; the "
-                              "config's network changed since it was written? Use the same network, or load params "
-                              "with 'load' / 'preload_from_files' into a new model path")
+                              f"config's network changed since it was written?{hint} Use the same network, or load "
+                              "params with 'load' / 'preload_from_files' into a new model path")
     unknown = [name for name in params if name not in variables]
     if unknown:
         raise CheckpointError(f"checkpoint {prefix} has params {unknown[:5]} that the network of its epoch lacks; "

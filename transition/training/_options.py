@@ -7,12 +7,14 @@ defaults) from the fields that have a config key, and `transition train --help` 
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import attrs
 
 from transition.errors import ConfigError, did_you_mean
+from transition.params._copy_modes import COPY_PARAM_MODES
 
 __all__ = ["Check", "ManagerOptions", "CONFIG", "HELP"]
 
@@ -57,6 +59,17 @@ SEQ = Check(lambda v: isinstance(v, (list, tuple)), "a list")
 OPTIMIZER = Check(lambda v: callable(v) or (isinstance(v, Mapping) and isinstance(v.get("class"), str)),
                   'a dict with a "class" (e.g. {"class": "adam", "epsilon": 1e-8}) or a function returning a Keras '
                   "optimizer")
+def _is_keras_model(v: Any) -> bool:
+    keras = sys.modules.get("keras")  # a Keras model exists only once keras is imported
+    return keras is not None and isinstance(v, keras.Model)
+
+
+NETWORK = Check(lambda v: isinstance(v, Mapping) or _is_keras_model(v), "a net dict or a built keras.Model")
+COPY_MODE = Check(lambda v: isinstance(v, str) and v in COPY_PARAM_MODES,
+                  "one of None, 'ifpossible', 'subset', 'reset'")
+IMPORTERS = Check(lambda v: isinstance(v, Mapping) and all(
+    isinstance(k, str) and (callable(f) or (isinstance(f, str) and f in COPY_PARAM_MODES)) for k, f in v.items()),
+    "a dict {layer name: function or copy mode string}")
 PRETRAIN = Check(lambda v: isinstance(v, (bool, str, Mapping)) or type(v).__name__ == "Pretrain",
                  'None, "default", a dict of Pretrain options, or a Pretrain')
 
@@ -74,12 +87,12 @@ class ManagerOptions:
     """The options of a `TransitionManager` (see each field's help); checked when made."""
 
     model: str = _option(check=PATH, help="checkpoint prefix, e.g. 'runs/exp/network' (epochs at network.001, ...)")
-    network: Mapping[str, Any] | None = _option(None, DICT, help="the RETURNN-style net dict (the final one with "
-                                                "pretrain)")
-    get_network: Callable[..., Any] | None = _option(None, FUNC, help="get_network(epoch, **kwargs) -> net dict, "
-                                                     "per epoch")
-    extern_data: Mapping[str, Any] = _option(check=DICT, help="the data keys: {'data': {'dim': 64}, 'classes': "
-                                             "{'dim': 10, 'sparse': True}}")
+    network: Any = _option(None, NETWORK, help="the RETURNN-style net dict (the final one with pretrain) or a built "
+                           "keras.Model")
+    get_network: Callable[..., Any] | None = _option(None, FUNC, help="get_network(epoch, **kwargs) -> net dict or "
+                                                     "built keras.Model, per epoch")
+    extern_data: Mapping[str, Any] | None = _option(None, DICT, help="the data keys of net dicts: {'data': {'dim': "
+                                                    "64}, 'classes': {'dim': 10, 'sparse': True}}")
     optimizer: Any = _option({"class": "adam"}, OPTIMIZER, help="{'class': 'adam', ...} (a Keras optimizer class "
                              "and its options) or a function returning an optimizer")
     num_epochs: int = _option(check=POS_INT, help="number of epochs to train")
@@ -100,6 +113,10 @@ class ManagerOptions:
     keep: Any = _option(None, config=None, help="a KeepPolicy (the config gives it by keep_last_n, keep_best_n, ...)")
     save_every_n_steps: int | None = _option(None, POS_INT, help="also save within an epoch every N (global) steps")
     seed: int = _option(42, INT, config="random_seed", help="seed of Python, numpy, TF and the data shuffle")
+    copy_param_mode: str | None = _option(None, COPY_MODE, help="copy mode of every transition whose schedule "
+                                          "(or net dict) sets none: None, 'ifpossible', 'subset', 'reset'")
+    custom_param_importers: Mapping[str, Any] | None = _option(
+        None, IMPORTERS, help="{layer name: custom_param_importer} (RETURNN's signature), e.g. for Keras layers")
     init_new_network_callback: Callable[..., Any] | None = _option(
         None, FUNC, help="init_new_network_callback(new_epoch=, new_network=, old_network_params=)")
     strategy: Any = _option(None, config=None, help="a tf.distribute.Strategy: networks and optimizers are built "
@@ -116,6 +133,13 @@ class ManagerOptions:
         if self.pretrain is not None and self.get_network is not None:
             raise ConfigError("give either pretrain or get_network, not both: pretrain needs 'network' (the final "
                               "net dict)")
+        if self.pretrain is not None and not isinstance(self.network, Mapping):
+            raise ConfigError("pretrain needs a net dict as 'network'; a Keras model grows through "
+                              "get_network(epoch) returning the model of each epoch")
+        if isinstance(self.network, Mapping) and self.extern_data is None:
+            raise ConfigError("option 'extern_data' is required for a net dict (the data keys it reads, e.g. "
+                              "{'data': {'dim': 64}, 'classes': {'dim': 10, 'sparse': True}}); a keras.Model needs "
+                              "none")
 
     @classmethod
     def make(cls, **options: Any) -> ManagerOptions:
