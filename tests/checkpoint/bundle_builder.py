@@ -38,7 +38,8 @@ def shape_proto(dims: Sequence[int], unknown_rank: bool = False) -> bytes:
 
 
 def slice_proto(extents: Sequence[tuple[int, int]]) -> bytes:
-    return b"".join(field(1, field(1, start) + (field(2, length) if length != -1 else b"")) for start, length in extents)
+    return b"".join(field(1, field(1, start) + (field(2, length) if length != -1 else b""))
+                    for start, length in extents)
 
 
 def entry_proto(dtype: int, dims: Sequence[int], *, shard: int = 0, offset: int = 0, size: int = 0, crc: int = 0,

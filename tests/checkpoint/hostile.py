@@ -229,7 +229,8 @@ class OpenWatch:
         try:
             libc = ctypes.CDLL(None, use_errno=True)
             self._fd = libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
-            if self._fd >= 0 and libc.inotify_add_watch(self._fd, directory.encode(), self.IN_ACCESS | self.IN_OPEN) < 0:
+            mask = self.IN_ACCESS | self.IN_OPEN
+            if self._fd >= 0 and libc.inotify_add_watch(self._fd, directory.encode(), mask) < 0:
                 os.close(self._fd)
                 self._fd = -1
         except (OSError, AttributeError):

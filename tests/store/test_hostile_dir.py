@@ -29,7 +29,8 @@ def model(tmp_path):
     model = store_model(tmp_path)
     with CheckpointStore(model) as store:
         for epoch in (1, 2):
-            rng = capture_rng_state(numpy_generators={"data": np.random.default_rng(epoch)}, tf=False, keras_global=False)
+            rng = capture_rng_state(numpy_generators={"data": np.random.default_rng(epoch)}, tf=False,
+                                    keras_global=False)
             store.save(epoch, 0, {"l/W": np.full((3, 2), epoch, np.float32)},
                        state=TrainingState(epoch=epoch, rng=rng, extra={"a": [1, {"b": 2}]}))
     return model
@@ -259,7 +260,8 @@ def _replace(obj, path, value):
 
 _STATE = TrainingState(epoch=3, global_step=7, step_in_epoch=2, epoch_finished=False, net_dict={"l": {"n_out": 2}},
                        learning_rate_history={1: {"learning_rate": 0.1, "scores": {"dev": 0.5}}},
-                       rng=capture_rng_state(numpy_generators={"d": np.random.default_rng(0)}, tf=False, keras_global=False),
+                       rng=capture_rng_state(numpy_generators={"d": np.random.default_rng(0)}, tf=False,
+                                             keras_global=False),
                        data_position={"batch_index": 4}, callbacks={"cb": {"best": 1.0}}, extra={"x": [1, 2]})
 _STATE_BYTES, _STATE_ARRAYS = dumps_state(_STATE)
 _STATE_PATHS = list(_paths(json.loads(_STATE_BYTES)))

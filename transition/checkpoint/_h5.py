@@ -111,7 +111,8 @@ def _run_scan(image: H5Image) -> dict[str, Any]:
                               "(damaged, or a loop in it); restore it or re-save it with model.save_weights") from None
     if proc.returncode != 0 or len(out) > _MAX_OUTPUT:
         raise CheckpointError(f"{image.path}: HDF5 failed reading the file's structure (exit status "
-                              f"{proc.returncode}): the file is damaged; restore it or re-save it with model.save_weights")
+                              f"{proc.returncode}): the file is damaged; restore it or re-save it with "
+                              "model.save_weights")
     try:
         result = json.loads(out)
     except ValueError:

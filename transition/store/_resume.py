@@ -2,8 +2,9 @@
 of a model a restart continues from.
 
 Newest first, the committed checkpoints are checked (`_listing.check_checkpoint`: checksums, the bundle's index, the
-training state) until one is good; newer damaged ones are skipped with the reason. Only the store's own (committed) checkpoints are resumed from: a model whose files were all written
-by other tools (e.g. RETURNN's `network.NNN`) resumes from nothing, and the config's loading rules apply to them.
+training state) until one is good; newer damaged ones are skipped with the reason. Only the store's own (committed)
+checkpoints are resumed from: a model whose files were all written by other tools (e.g. RETURNN's `network.NNN`)
+resumes from nothing, and the config's loading rules apply to them.
 Checkpoints of our own that exist but none of which is good are an error, never a silent fresh start.
 """
 
