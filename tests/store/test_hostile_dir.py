@@ -111,6 +111,7 @@ def _commit_text(model) -> str:
     (lambda c: c.update(format="other"), "no 'format'"),
     (lambda c: c["files"][".index"].update(size=1.5), "expected {'size': int, 'crc32': int}"),
     (lambda c: c.update(meta=dict(c["meta"], epoch=1)), "describes 'network.001'"),
+    (lambda c: c["meta"].pop("global_step"), "meta.global_step is missing"),  # found by the fuzz campaign
 ])
 def test_malformed_commit_file_is_damage(model, change, reason):
     commit = json.loads(_commit_text(model))
@@ -247,14 +248,20 @@ def _paths(obj, path=()):
             yield from _paths(v, path + (i,))
 
 
+_DELETE = object()  # as a replacement: remove the key (or list item)
+
+
 def _replace(obj, path, value):
     if not path:
-        return value
+        return {} if value is _DELETE else value
     obj = json.loads(json.dumps(obj))
     node = obj
     for key in path[:-1]:
         node = node[key]
-    node[path[-1]] = value
+    if value is _DELETE:
+        del node[path[-1]]
+    else:
+        node[path[-1]] = value
     return obj
 
 
@@ -268,7 +275,7 @@ _STATE_PATHS = list(_paths(json.loads(_STATE_BYTES)))
 
 
 @settings(max_examples=300, deadline=None, derandomize=True, database=None)
-@given(path=st.sampled_from(_STATE_PATHS), value=_JSON)
+@given(path=st.sampled_from(_STATE_PATHS), value=_JSON | st.just(_DELETE))
 def test_any_value_anywhere_in_a_state_file(path, value):
     data = json.dumps(_replace(json.loads(_STATE_BYTES), path, value)).encode()
     try:
@@ -289,7 +296,7 @@ def commit_dir(tmp_path_factory):
 
 @settings(max_examples=200, deadline=None, derandomize=True, database=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(data=st.data(), value=_JSON)
+@given(data=st.data(), value=_JSON | st.just(_DELETE))
 def test_any_value_anywhere_in_a_commit_file(commit_dir, data, value):
     from transition.store._listing import list_checkpoints
 

@@ -8,7 +8,7 @@ Names:
   `net/w`. A slot variable of an optimizer, stored as `{var}/.OPTIMIZER_SLOT/{opt}/{slot}/.ATTRIBUTES/...`, is named
   `{opt}/{var}/{slot}` (e.g. `opt/net/w/m`), so all optimizer state sits under the optimizer's name.
   `_CHECKPOINTABLE_OBJECT_GRAPH`, `save_counter` and other non-variable attributes are skipped.
-- String tensors are not params and are skipped.
+- String, resource and variant tensors are not params and are skipped.
 
 The index is parsed and checked by `_bundle_index.read_bundle_index` (no TensorFlow) before anything reads the
 files; names, shapes and dtypes come from it, so listing a bundle never imports TensorFlow. Values
