@@ -36,7 +36,7 @@ SCAN_TIMEOUT = 300.0  # seconds for the child to describe a file
 _MAX_DIMS = 32
 _MAX_ELEMENTS = 1 << 62
 _DEFLATE, _SHUFFLE, _FLETCHER32 = 1, 2, 3
-_MAX_OUTPUT = 1 << 31  # bytes of JSON from the child
+_MAX_OUTPUT = 256 << 20  # bytes of JSON from the child (its limits on objects and chunks keep it far below)
 
 
 class H5Image:

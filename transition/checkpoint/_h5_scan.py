@@ -27,7 +27,7 @@ __all__ = ["main"]
 
 MAX_OBJECTS = 200_000
 MAX_DEPTH = 64
-MAX_CHUNKS = 2_000_000
+MAX_CHUNKS = 500_000  # a Keras file has none; each costs ~200 bytes of description here and in the parent
 COMPACT_MAX = 1 << 16
 MEMORY_HEADROOM = 1 << 30
 
