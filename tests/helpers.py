@@ -20,4 +20,3 @@ def save_v2(prefix: str | os.PathLike, values: dict[str, np.ndarray]) -> str:
 def store_model(tmp_path: os.PathLike) -> str:
     """The model path prefix of a store in `tmp_path` (its directory does not exist yet)."""
     return os.path.join(os.fspath(tmp_path), "net-model", "network")
-
