@@ -514,12 +514,13 @@ def test_sharded_bundle_is_read_directly(tmp_path):
 
 
 @needs_crc32c
-def test_partitioned_variable_falls_back_to_tf(tf1_ckpt):
+def test_partitioned_variable_is_assembled_from_its_slices(tf1_ckpt):
     prefix, expected = tf1_ckpt
-    with TFBundleReader(prefix) as reader:
-        assert reader._read_direct("lay/W") is None  # stored as slices
-        assert reader._read_direct("lay/b") is not None
+    with TFBundleReader(prefix) as reader, TFBundleReader(prefix, direct=False) as slow:
+        whole = reader._read_direct("lay/W")  # stored as 3 slices
+        np.testing.assert_array_equal(whole, expected["lay/W"])
         np.testing.assert_array_equal(np.asarray(reader.read_for_assign("lay/W")), expected["lay/W"])
+        np.testing.assert_array_equal(slow.read("lay/W"), expected["lay/W"])
 
 
 @needs_crc32c
@@ -546,7 +547,17 @@ def test_truncated_data_file_names_the_tensor(many_dtypes_ckpt):
     _, entries = parse_bundle_index(prefix + ".index")
     with open(prefix + ".data-00000-of-00001", "r+b") as fp:
         fp.truncate(entries["d/big"].offset + 10)
+    with pytest.raises(CheckpointError, match=r"'d/big'.*truncated"):  # found before anything is read
+        TFBundleReader(prefix)
+
+
+@needs_crc32c
+def test_data_file_truncated_while_open_names_the_tensor(many_dtypes_ckpt):
+    prefix, _ = many_dtypes_ckpt
+    _, entries = parse_bundle_index(prefix + ".index")
     with TFBundleReader(prefix) as reader:
+        with open(prefix + ".data-00000-of-00001", "r+b") as fp:
+            fp.truncate(entries["d/big"].offset + 10)
         with pytest.raises(CheckpointError, match=r"'d/big'.*truncated"):
             reader.read_for_assign("d/big")
 

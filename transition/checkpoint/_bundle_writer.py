@@ -8,6 +8,7 @@ no copy when they are aligned already, else one plain memcpy (TF's own conversio
 
 from __future__ import annotations
 
+import re
 import zlib
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -77,7 +78,8 @@ def write_bundle(prefix: str, arrays: Mapping[str, Any]) -> list[str]:
             tensors=tensors,
         )
     except tf.errors.OpError as exc:
-        raise CheckpointError(f"could not write checkpoint bundle {prefix}: {exc.message}") from exc
+        message = re.sub(r"^\{\{function_node [^}]*\}\}\s*", "", exc.message)
+        raise CheckpointError(f"could not write checkpoint bundle {prefix}: {message}") from exc
     return names
 
 

@@ -43,6 +43,7 @@ __all__ = [
     "is_temp_rest",
     "commit_state",
     "commit_state_of",
+    "commit_coverage_problem",
 ]
 
 INDEX_SUFFIX = ".index"
@@ -55,13 +56,13 @@ SINGLE_DATA_SUFFIX = ".data-00000-of-00001"  # what a single-shard SaveV2 writes
 GLOBAL_STEP_TENSOR = "global_step"  # the global train step in a bundle, as RETURNN names it
 
 _DATA = r"\.data-(?P<shard>\d{5})-of-(?P<shards>\d{5})"
-_DATA_RE = re.compile(_DATA + "$")
-_FILE_SUFFIX_RE = re.compile(r"\.(?:index|state\.json|data-\d{5}-of-\d{5})")
+_DATA_RE = re.compile(_DATA + "$", re.ASCII)
+_FILE_SUFFIX_RE = re.compile(r"\.(?:index|state\.json|data-\d{5}-of-\d{5})", re.ASCII)
 _TMP_RE = re.compile(r"\.tmp-[0-9a-f]{16}(?:\.|$)")
 _NAME_RE = re.compile(
     r"(?P<pretrain>pretrain\.)?(?P<epoch>\d{3,})(?:\.step(?P<step>\d{8,}))?"
     r"(?P<suffix>\.index|\.meta|\.commit\.json|\.pending|\.state\.json|" + _DATA.replace("?P<shard>", "?:")
-    .replace("?P<shards>", "?:") + r")?"
+    .replace("?P<shards>", "?:") + r")?", re.ASCII
 )
 
 
@@ -108,7 +109,7 @@ def epoch_from_filename(path: str | os.PathLike) -> int | None:
     """The epoch of `.../network.080` (or `.pretrain.080`, with `.index` / `.meta` / `.data-...` appended), else
     None (mid-epoch checkpoints are not epoch files)."""
     name = os.path.basename(strip_tf_suffix(os.fspath(path)))
-    m = re.fullmatch(r"(?P<base>.+?)\.(?:pretrain\.)?(?P<epoch>\d{3,})", name)
+    m = re.fullmatch(r"(?P<base>.+?)\.(?:pretrain\.)?(?P<epoch>\d{3,})", name, re.ASCII)
     if not m or f"{int(m['epoch']):03d}" != m["epoch"]:
         return None
     return int(m["epoch"])
@@ -171,3 +172,21 @@ def commit_state(prefix: str) -> CommitState:
     """`commit_state_of` for the files at `prefix`."""
     present = {s for s in (COMMIT_SUFFIX, PENDING_SUFFIX) if _fs.exists(prefix + s)}
     return commit_state_of(present)
+
+
+def commit_coverage_problem(listed: set[str] | frozenset[str], present: set[str] | frozenset[str]) -> str | None:
+    """Why a commit file listing the suffixes `listed` does not cover its checkpoint, whose files at the prefix have
+    the suffixes `present` (checkpoint file suffixes only, see `is_checkpoint_file_suffix`); None when it does. It
+    must list every file present, and a whole checkpoint: the index, every data shard of one count, the state."""
+    uncovered = sorted(set(present) - set(listed))
+    if uncovered:
+        return f"the commit file does not cover its file(s) {uncovered}"
+    missing = sorted({INDEX_SUFFIX, STATE_SUFFIX} - set(listed))
+    if missing:
+        return f"the commit file does not list {missing}"
+    shards = {parsed for s in listed if (parsed := parse_data_suffix(s)) is not None}
+    counts = {n for _, n in shards}
+    if len(counts) != 1 or {i for i, _ in shards} != set(range(next(iter(counts)))):
+        return f"the commit file lists data shards {sorted(s for s in listed if parse_data_suffix(s))}, not one " \
+               "complete set"
+    return None

@@ -67,3 +67,6 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # stdout piped into e.g. `head`, which stopped reading: no traceback
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit's flush does not fail too
         return 1
+    except OSError as exc:  # a file system failure outside the checked paths (read-only, disk full): one line
+        print(f"transition {args.command}: error: {exc}", file=sys.stderr)
+        return 1

@@ -23,6 +23,7 @@ __all__ = [
 
 MAX_JSON_BYTES = 64 * 1024 * 1024
 MAX_DEPTH = 64
+_MAX_FILE_DEPTH = 2 * MAX_DEPTH + 8  # a file nests what we write (markers may double the depth) in a few levels
 _FLOAT_KEY = "$float"
 _DICT_KEY = "$dict"  # escapes a one-key user dict whose key is one of our markers
 _RESERVED = (_FLOAT_KEY, _DICT_KEY, "$array")
@@ -107,8 +108,23 @@ def loads(data: bytes | str, what: str, error: ErrorFactory) -> Any:
         raise error(f"{what}: {len(data)} bytes is larger than the limit of {MAX_JSON_BYTES} bytes")
     try:
         text = data.decode("utf-8") if isinstance(data, (bytes, bytearray)) else data
-        return json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_no_duplicates)
+        value = json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_no_duplicates)
     except RecursionError:
         raise error(f"{what}: JSON nested too deeply") from None
     except (UnicodeDecodeError, ValueError) as exc:
         raise error(f"{what}: not valid JSON ({exc}); the file is damaged, use another checkpoint") from None
+    if _depth(value) > _MAX_FILE_DEPTH:
+        raise error(f"{what}: JSON nested deeper than {_MAX_FILE_DEPTH} levels; the file is damaged or not ours")
+    return value
+
+
+def _depth(value: Any) -> int:
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if isinstance(item, dict):
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item)
+    return deepest

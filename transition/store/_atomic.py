@@ -25,6 +25,7 @@ from transition.checkpoint._naming import (
     COMMIT_SUFFIX,
     PENDING_SUFFIX,
     CommitState,
+    commit_coverage_problem,
     commit_state,
     is_checkpoint_file_suffix,
     is_temp_rest,
@@ -32,7 +33,7 @@ from transition.checkpoint._naming import (
     temp_prefix,
 )
 from transition.errors import CheckpointError
-from transition.internal import _fs
+from transition.internal import _fs, _jsonsafe
 
 __all__ = [
     "FORMAT",
@@ -164,21 +165,17 @@ class CommitInfo:
         return sum(f.size for f in self.files.values())
 
 
-def file_crc32(path: str) -> tuple[int, int]:
-    """(zlib.crc32, size) of the file at `path`, read in chunks."""
+def file_crc32(path: str, *, within: str | None = None) -> tuple[int, int]:
+    """(zlib.crc32, size) of the (regular) file at `path`, read in chunks."""
     crc, size = 0, 0
-    if _fs.is_local(path):
-        buf = bytearray(_CHUNK)
+    with _fs.open_random(path, within=within) as f:
+        buf = bytearray(min(_CHUNK, f.size))
         view = memoryview(buf)
-        with open(_fs.local_path(path), "rb", buffering=0) as f:
-            while n := f.readinto(buf):
-                crc = zlib.crc32(view[:n], crc)
-                size += n
-        return crc, size
-    with _fs.open_binary(path) as f:
-        while chunk := f.read(_CHUNK):
-            crc = zlib.crc32(chunk, crc)
-            size += len(chunk)
+        while size < f.size:
+            n = min(len(buf), f.size - size)
+            f.read_into(view[:n], size)
+            crc = zlib.crc32(view[:n], crc)
+            size += n
     return crc, size
 
 
@@ -321,26 +318,24 @@ def _is_int(x: Any) -> bool:
 
 
 def read_commit(prefix: str) -> CommitInfo:
-    """Read and validate `{prefix}.commit.json` (does not check the files; see `verify`)."""
+    """Read and validate `{prefix}.commit.json` (does not check the files; see `verify`). It must be a regular
+    file in the checkpoint's directory (not a symlink out of it), strict JSON (no duplicate keys)."""
     path = prefix + COMMIT_SUFFIX
     try:
-        length = _fs.size(path)
+        length = _fs.regular_size(path, within=_split(prefix)[0])
         if length > MAX_COMMIT_BYTES:
             raise _bad(prefix, f"{length} bytes, more than the {MAX_COMMIT_BYTES} a commit file can have")
-        raw = _fs.read_bytes(path, MAX_COMMIT_BYTES)
+        raw = _fs.read_bytes(path, MAX_COMMIT_BYTES, within=_split(prefix)[0])
     except CheckpointError:
         raise
     except Exception as exc:  # noqa: BLE001
         raise CheckpointError(f"checkpoint {prefix} is not committed: cannot read {path}: {exc}") from exc
-    try:
-        obj = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise _bad(prefix, f"not JSON ({exc})") from exc
+    obj = _jsonsafe.loads(raw, f"commit file {path}", CheckpointError)
     if not isinstance(obj, dict) or obj.get("format") != FORMAT:
         raise _bad(prefix, f"no 'format': {FORMAT!r}")
     version = obj.get("version")
     if not _is_int(version) or version < 1:
-        raise _bad(prefix, f"bad 'version' {version!r}")
+        raise _bad(prefix, f"bad 'version' {version!r:.50}")
     if version > FORMAT_VERSION:
         raise CheckpointError(
             f"checkpoint {prefix} has format version {version}; this transition reads up to {FORMAT_VERSION}: "
@@ -351,9 +346,10 @@ def read_commit(prefix: str) -> CommitInfo:
         raise _bad(prefix, "'files' must be a non-empty object and 'meta' an object")
     records = {}
     for suffix, rec in files.items():
-        if not isinstance(suffix, str) or not is_checkpoint_file_suffix(suffix):
-            raise _bad(prefix, f"file {suffix!r} is not a checkpoint file suffix (like '.index')")
-        if not isinstance(rec, dict) or not _is_int(rec.get("size")) or not _is_int(rec.get("crc32")):
+        if not is_checkpoint_file_suffix(suffix):
+            raise _bad(prefix, f"file {suffix!r:.100} is not a checkpoint file suffix (like '.index')")
+        if not isinstance(rec, dict) or set(rec) != {"size", "crc32"} or not _is_int(rec["size"]) \
+                or not _is_int(rec["crc32"]):
             raise _bad(prefix, f"file {suffix!r}: expected {{'size': int, 'crc32': int}}, got {rec!r:.100}")
         if not (0 <= rec["size"] < 1 << 50 and 0 <= rec["crc32"] < 1 << 32):
             raise _bad(prefix, f"file {suffix!r}: size {rec['size']} or crc32 {rec['crc32']} out of range")
@@ -361,21 +357,42 @@ def read_commit(prefix: str) -> CommitInfo:
     return CommitInfo(prefix=prefix, files=records, meta=meta, version=version)
 
 
+def _present_suffixes(prefix: str) -> set[str]:
+    """The checkpoint file suffixes (index, data shards, state) of the files at `prefix`."""
+    directory, base = _split(prefix)
+    try:
+        names = _fs.listdir(directory)
+    except Exception as exc:  # noqa: BLE001
+        raise CheckpointError(f"checkpoint {prefix}: cannot list {directory}: {exc}") from exc
+    return {n[len(base) :] for n in names if n.startswith(base + ".") and is_checkpoint_file_suffix(n[len(base) :])}
+
+
 def verify(prefix: str, *, checksums: bool = True) -> CommitInfo:
-    """Check the commit file and every file's size (and checksum); raises CheckpointError naming what is wrong."""
+    """Check the commit file, that it covers the checkpoint (`_naming.commit_coverage_problem`), and every file's
+    size (and checksum); raises CheckpointError naming what is wrong. Every file must be a regular file inside the
+    checkpoint's directory (a symlink out of it, a FIFO or a device is damage)."""
     info = read_commit(prefix)
+    problem = commit_coverage_problem(set(info.files), _present_suffixes(prefix))
+    if problem is not None:
+        raise CheckpointError(f"checkpoint {prefix} is damaged: {problem}")
+    directory = _split(prefix)[0]
     for suffix, rec in sorted(info.files.items()):
         path = prefix + suffix
         try:
-            length = _fs.size(path)
-        except Exception as exc:  # noqa: BLE001 - NotFoundError
+            length = _fs.regular_size(path, within=directory)
+        except FileNotFoundError as exc:
             raise CheckpointError(f"checkpoint {prefix} is damaged: file {path} is missing ({exc})") from exc
+        except Exception as exc:  # noqa: BLE001 - NotRegularFile, OutsideDirectory, NotFoundError
+            raise CheckpointError(f"checkpoint {prefix} is damaged: {exc}") from exc
         if length != rec.size:
             raise CheckpointError(
                 f"checkpoint {prefix} is damaged: {path} has {length} bytes, the commit file says {rec.size}"
             )
         if checksums:
-            crc, _ = file_crc32(path)
+            try:
+                crc, _ = file_crc32(path, within=directory)
+            except Exception as exc:  # noqa: BLE001 - changed since the size check
+                raise CheckpointError(f"checkpoint {prefix} is damaged: cannot read {path}: {exc}") from exc
             if crc != rec.crc32:
                 raise CheckpointError(
                     f"checkpoint {prefix} is damaged: checksum of {path} is {crc:#010x}, "
@@ -407,7 +424,10 @@ def cleanup_leftovers(model: str) -> list[str]:
     directory, base = _split(model)
     if not _fs.isdir(directory):
         return []
-    names = _fs.listdir(directory)
+    try:
+        names = _fs.listdir(directory)
+    except Exception as exc:  # noqa: BLE001 - PermissionError, ...
+        raise CheckpointError(f"cannot list the model directory {directory} of {model}: {exc}") from exc
     removed = []
     for name in names:
         if name.startswith(base + ".") and is_temp_rest(name[len(base) :]):

@@ -67,7 +67,7 @@ def info_from_commit(model: str, prefix: str, commit: CommitInfo, *, verified: b
     malformed or describes another checkpoint (a copied or renamed commit file)."""
     meta = commit.meta
     for key, ok in _META_CHECKS:
-        if not ok(meta.get(key)):
+        if key not in meta or not ok(meta[key]):
             raise CheckpointError(f"commit file {prefix}{COMMIT_SUFFIX}: field meta.{key} is missing or of the wrong "
                                   f"type ({meta.get(key)!r:.50})")
     scores = {}

@@ -1,4 +1,5 @@
-"""Listing the checkpoints of a model from its directory: every prefix with a bundle, commit or pending file."""
+"""Listing the checkpoints of a model from its directory: every prefix with a bundle, commit or pending file, and
+`check_checkpoint`, what makes a committed checkpoint good."""
 
 from __future__ import annotations
 
@@ -18,8 +19,9 @@ from transition.errors import CheckpointError
 from transition.internal import _fs
 from transition.store import _atomic
 from transition.store._info import CheckpointInfo, info_from_commit
+from transition.store._state import check_state_contents
 
-__all__ = ["list_checkpoints", "NOT_COMMITTED_FOREIGN"]
+__all__ = ["list_checkpoints", "check_checkpoint", "NOT_COMMITTED_FOREIGN"]
 
 NOT_COMMITTED_FOREIGN = "not committed: no commit file (not written by transition's store)"
 _NOT_COMMITTED_PENDING = "not committed: a save was interrupted or is under way (.pending)"
@@ -43,17 +45,27 @@ def _candidates(model: str) -> dict[str, tuple[int, int, bool, set[str]]]:
     return found
 
 
+def check_checkpoint(model: str, prefix: str, *, checksums: bool) -> CheckpointInfo:
+    """The info of the committed checkpoint at `prefix`, or a CheckpointError saying why it is damaged: its commit
+    file (strict, covering every file, metadata describing this checkpoint) and every file's size; with `checksums`
+    also every checksum and what the files hold (the bundle's index, the training state with its RNG arrays)."""
+    commit = _atomic.verify(prefix, checksums=checksums)
+    info = info_from_commit(model, prefix, commit, verified=checksums)
+    if checksums:
+        check_state_contents(prefix)
+    return info
+
+
 def list_checkpoints(model: str, *, checksums: bool) -> list[CheckpointInfo]:
-    """All checkpoints of `model`, oldest first; committed ones verified (sizes, and checksums with `checksums`),
-    the others marked with why they are not usable."""
+    """All checkpoints of `model`, oldest first; committed ones checked (`check_checkpoint`), the others marked
+    with why they are not usable."""
     infos = []
     for prefix, (epoch, step, finished, kinds) in _candidates(model).items():
         base = CheckpointInfo(prefix=prefix, epoch=epoch, step=step, epoch_finished=finished)
         state = commit_state_of(kinds)
         if state is CommitState.COMMITTED:
             try:
-                commit = _atomic.verify(prefix, checksums=checksums)
-                info = info_from_commit(model, prefix, commit, verified=checksums)
+                info = check_checkpoint(model, prefix, checksums=checksums)
             except CheckpointError as exc:
                 info = attrs.evolve(base, committed=True, damaged=str(exc))
         elif state is CommitState.PENDING:

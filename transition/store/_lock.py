@@ -6,13 +6,19 @@ message. Limits: flock works on local disks; on NFS (Linux >= 2.6.12 maps it to 
 hosts only with working NFS locking, and a crashed client's lock lasts until the server's lease expires; on object
 stores (gs://, s3://) there is no lock at all - `DirectoryLock` refuses such paths, and the store then runs without
 a lock (with a warning): make sure yourself that one job writes a model.
+
+The lock file is opened with O_NOFOLLOW (a symlink named like it is refused, never followed) and must be a regular
+file without other hard links: only then is it truncated, so locking never truncates anything but the lock itself.
+A directory that cannot be written (read-only, full disk) is one CheckpointError naming the path.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import socket
+import stat
 import time
 
 from transition.checkpoint._naming import LOCK_SUFFIX
@@ -45,9 +51,7 @@ class DirectoryLock:
 
         if self._fd is not None:
             return
-        directory = os.path.dirname(self.path) or "."
-        os.makedirs(directory, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = self._open()
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -61,9 +65,48 @@ class DirectoryLock:
             os.close(fd)
             raise CheckpointError(f"cannot lock {self.path}: {exc} (does this file system support flock?)") from exc
         info = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": time.time()}).encode()
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, info, 0)
+        try:
+            os.ftruncate(fd, 0)
+            done = 0
+            while done < len(info):  # a short write (disk nearly full) is retried: the next one says why
+                done += os.pwrite(fd, info[done:], done)
+        except OSError as exc:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+            raise CheckpointError(f"cannot write the lock file {self.path}: {exc.strerror or exc} (is the disk "
+                                  "full?)") from None
         self._fd = fd
+
+    def _open(self) -> int:
+        """The lock file's descriptor: created if missing, never through a symlink, only a regular file."""
+        directory = os.path.dirname(self.path) or "."
+        try:
+            os.makedirs(directory, exist_ok=True)
+            try:  # a device is refused before it is opened (opening one may act on it)
+                mode = os.lstat(self.path).st_mode
+            except FileNotFoundError:
+                mode = stat.S_IFREG
+            if not (stat.S_ISREG(mode) or stat.S_ISLNK(mode)):
+                raise CheckpointError(f"the lock file {self.path} is not a regular file; refusing to open it: remove "
+                                      "it (the lock is created anew)")
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o644)
+        except CheckpointError:
+            raise
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                why = "it is a symlink, which the lock never follows; remove it"
+            elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+                why = f"{exc.strerror}: the model's directory {directory} cannot be written (read-only?)"
+            else:
+                why = exc.strerror or str(exc)
+            raise CheckpointError(f"cannot create or open the lock file {self.path}: {why}") from None
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
+            os.close(fd)
+            what = "is not a regular file" if not stat.S_ISREG(st.st_mode) else f"has {st.st_nlink} hard links"
+            raise CheckpointError(f"the lock file {self.path} {what}; refusing to use it: remove it (the lock is "
+                                  "created anew)")
+        return fd
 
     def release(self) -> None:
         """Release the lock (the file stays: removing it would race with a process that is opening it)."""

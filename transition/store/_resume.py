@@ -1,9 +1,10 @@
 """The resume decision, the one home of it (used by `TransitionManager` and `transition status`): which checkpoint
 of a model a restart continues from.
 
-Newest first, the committed checkpoints are verified (checksums) until one is good; newer damaged ones are skipped
-with the reason. Only the store's own (committed) checkpoints are resumed from: a model whose files were all written
-by other tools (e.g. RETURNN's `network.NNN`) resumes from nothing, and the config's loading rules apply to them.
+Newest first, the committed checkpoints are checked (`_listing.check_checkpoint`: checksums, the bundle's index, the
+training state) until one is good; newer damaged ones are skipped with the reason. Only the store's own (committed)
+checkpoints are resumed from: a model whose files were all written by other tools (e.g. RETURNN's `network.NNN`)
+resumes from nothing, and the config's loading rules apply to them.
 Checkpoints of our own that exist but none of which is good are an error, never a silent fresh start.
 """
 
@@ -12,9 +13,8 @@ from __future__ import annotations
 import attrs
 
 from transition.errors import CheckpointError
-from transition.store import _atomic
-from transition.store._info import CheckpointInfo, info_from_commit
-from transition.store._listing import NOT_COMMITTED_FOREIGN
+from transition.store._info import CheckpointInfo
+from transition.store._listing import NOT_COMMITTED_FOREIGN, check_checkpoint
 
 __all__ = ["ResumeScan", "scan_for_resume"]
 
@@ -69,11 +69,10 @@ def scan_for_resume(model: str, infos: list[CheckpointInfo]) -> ResumeScan:
             continue
         if info.good:
             try:
-                commit = _atomic.verify(info.prefix, checksums=True)
+                good = check_checkpoint(model, info.prefix, checksums=True)
             except CheckpointError as exc:
                 info = attrs.evolve(info, damaged=str(exc))
             else:
-                return ResumeScan(model, infos, info_from_commit(model, info.prefix, commit, verified=True),
-                                  tuple(skipped))
+                return ResumeScan(model, infos, good, tuple(skipped))
         skipped.append(info)
     return ResumeScan(model, infos, None, tuple(skipped))

@@ -7,6 +7,8 @@ live in the checkpoint's TF bundle under ``state/{name}``. Never pickle.
 from __future__ import annotations
 
 import math
+import os
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -42,6 +44,7 @@ __all__ = [
     "read_state_arrays",
     "read_state_json",
     "state_json_path",
+    "check_state_contents",
 ]
 
 STATE_FORMAT = "transition.TrainingState"
@@ -51,6 +54,7 @@ MAX_EPOCH = 10**9
 MAX_STEP = 2**62
 MAX_PRETRAIN_STEP = 10**6
 _MAX_STATE_ARRAYS = 10_000
+_EPOCH_KEY = re.compile(r"[0-9]{1,10}")
 _MAX_ARRAY_ELEMENTS = 1 << 20
 
 
@@ -268,7 +272,7 @@ class _JsonChecker:
         history = {}
         for ep_str, rec in history_obj.items():
             where = f"learning_rate_history[{ep_str!r}]"
-            if not ep_str.isdigit() or len(ep_str) > 10 or int(ep_str) > MAX_EPOCH:
+            if not _EPOCH_KEY.fullmatch(ep_str) or int(ep_str) > MAX_EPOCH:
                 raise self.fail(f"{where}: the key must be an epoch number in [0, {MAX_EPOCH}]")
             if not isinstance(rec, dict) or set(rec) != {"learning_rate", "scores"}:
                 raise self.fail(f"{where} must be an object with exactly 'learning_rate' and 'scores'")
@@ -346,7 +350,7 @@ def read_state_json(prefix: str) -> Any:
     """The parsed ``{prefix}.state.json`` (strict JSON, at most `_jsonsafe.MAX_JSON_BYTES`), not yet validated."""
     json_path = state_json_path(prefix)
     try:
-        data = _fs.read_bytes(json_path, _jsonsafe.MAX_JSON_BYTES)
+        data = _fs.read_bytes(json_path, _jsonsafe.MAX_JSON_BYTES, within=os.path.dirname(prefix) or ".")
     except FileNotFoundError:
         raise CheckpointError(f"{json_path}: no training state here; is {prefix!r} a checkpoint written by "
                               "transition?") from None
@@ -366,19 +370,27 @@ def read_training_state(path: str, *, with_rng: bool = True, verify: bool = True
     from transition.store import _atomic
 
     prefix = _strip_prefix(str(path))
-    json_path = state_json_path(prefix)
     state = commit_state(prefix)
     if state is CommitState.COMMITTED:
         _atomic.verify(prefix, checksums=verify)
     elif state is CommitState.PENDING:
         raise CheckpointError(f"{prefix}: this checkpoint was never committed (a save was interrupted); "
                               "use an earlier checkpoint")
+    return _load_state(prefix, with_rng=with_rng)
+
+
+def _load_state(prefix: str, *, with_rng: bool) -> TrainingState:
+    json_path = state_json_path(prefix)
     obj = read_state_json(prefix)
-    arrays = None
-    if with_rng:
-        names = obj.get("arrays") if isinstance(obj, dict) else None
-        if not isinstance(names, list) or len(names) > _MAX_STATE_ARRAYS or not all(isinstance(n, str)
-                                                                                     for n in names):
-            raise CheckpointError(f"{json_path}: field 'arrays' must be a list of array names")
-        arrays = read_state_arrays(prefix, names)
-    return TrainingState.from_json_and_arrays(obj, arrays, source=json_path)
+    state = TrainingState.from_json_and_arrays(obj, None, source=json_path)  # everything but the RNG arrays
+    if not with_rng:
+        return state
+    return TrainingState.from_json_and_arrays(obj, read_state_arrays(prefix, obj["arrays"]), source=json_path)
+
+
+def check_state_contents(prefix: str) -> None:
+    """Check what a checkpoint's files hold (its commit file is checked by `_atomic.verify`): the bundle's index,
+    every entry (`read_bundle_index`), and the training state, strictly, with its RNG arrays; CheckpointError
+    naming what is wrong."""
+    TFBundleReader(prefix).close()
+    _load_state(prefix, with_rng=True)
