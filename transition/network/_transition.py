@@ -2,7 +2,9 @@
 
 The new network is a net dict or a built Keras model; both go through the same import (`Layer.
 set_param_values_by_dict`, the copy modes of `transition.params`). For net dicts, params that are copied whole are
-created directly from the snapshot (no random init paid, no extra copy).
+created directly from the snapshot (no random init paid, no extra copy). Under "preserve" / "net2wider" the growth
+is planned from both networks' graphs before the old one is released (`_preserve.py`; a refused growth leaves the
+old network as it was); `verify_inputs` checks the outputs (`_verify.py`).
 Optimizer slots (e.g. Adam moments) travel with the same copy rules (see `_slots.py`).
 """
 
@@ -18,10 +20,13 @@ import numpy as np
 
 from transition.errors import ConfigError, did_you_mean
 from transition.netdict._netdict import NetDictDiff, diff_net_dicts, is_layer_key
+from transition.network._feature_graph import FeatureGraph, graph_of_net_dict, graph_of_network
 from transition.network._keras_wrap import diff_architectures, is_keras_model, keras_architecture
 from transition.network._network import Network
+from transition.network._preserve import GrowthPlan, layer_modes, plan_growth
 from transition.network._slots import SlotsSnapshot, restore_slots, snapshot_slots
-from transition.params._copy_modes import check_copy_param_mode, may_create_from_old, resets
+from transition.network._verify import DEFAULT_TOLERANCE, compare_outputs, record_outputs
+from transition.params._copy_modes import check_copy_param_mode, may_create_from_old, preserves, resets
 from transition.params._report import ImportReport
 from transition.params._snapshot import ParamsSnapshot
 
@@ -38,6 +43,7 @@ class TransitionResult:
     slots_report: ImportReport | None = None
     diff: NetDictDiff | None = None
     timings: Mapping[str, float] = attrs.field(factory=dict)  # seconds: snapshot, release, build, import, slots
+    plan: GrowthPlan | None = None  # "preserve" / "net2wider": how every param grew
 
 
 def transition_network(
@@ -52,6 +58,10 @@ def transition_network(
     ignore_wrong_shape: bool = False,
     ignore_non_existing: bool = True,
     custom_param_importers: Mapping[str, Callable[..., Any] | str] | None = None,
+    verify_inputs: Any = None,
+    verify_tolerance: float = DEFAULT_TOLERANCE,
+    net2wider_noise: float = 0.01,
+    seed: Any = None,
 ) -> TransitionResult:
     """Make the network for `epoch` and import the old network's params into it.
 
@@ -71,6 +81,13 @@ def transition_network(
     or not built yet), a new optimizer of the same class with the same config and iteration count is built on the
     new network and its slots are imported (see `_slots.py`). A rebuilt net dict has the old network's
     behavior_version.
+
+    "preserve" and "net2wider" keep what the network computes (see `_preserve.py`); where they cannot (e.g. a new
+    tanh layer on a path) it is a ConfigError before anything is changed. `seed` (default: the epoch) drives
+    net2wider's choice of the units to copy, `net2wider_noise` the spread of the shares of their outgoing weights.
+    `verify_inputs` (a batch as the networks take it) runs both networks on it: the largest output difference goes
+    into `report.output_check`; above `verify_tolerance` (relative) it is an OutputChangedError naming the first
+    layer whose output moved.
     """
     to_keras = is_keras_model(new_network)
     if not to_keras:
@@ -87,6 +104,16 @@ def transition_network(
 
     t = time.perf_counter()
     behavior_version = getattr(old_network, "behavior_version", None)  # the new net keeps the old one's
+    wrapped = Network.from_keras(new_network) if to_keras else None
+    new_graph = _new_graph(new_network, wrapped, extern_data, behavior_version, mode, verify_inputs)
+    plan, recording = None, None
+    if preserves(mode) or verify_inputs is not None:
+        old_graph = graph_of_network(old_network)
+        if preserves(mode):
+            plan = plan_growth(old_graph, new_graph, mode, modes=_layer_modes(new_network, wrapped, importers),
+                               seed=epoch if seed is None else seed, noise=net2wider_noise)
+        if verify_inputs is not None:
+            recording = record_outputs(old_network, verify_inputs, old_graph.outputs)
     snapshot = old_network.get_params_serialized()
     slots: SlotsSnapshot | None = None
     if optimizer is not None:
@@ -104,21 +131,55 @@ def transition_network(
     timings["release"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    new = _new_network(new_network, extern_data, snapshot, mode, importers, behavior_version)
+    new = _new_network(new_network, extern_data, snapshot, mode, importers, behavior_version, wrapped)
     timings["build"] = time.perf_counter() - t
 
     t = time.perf_counter()
     if init_new_network_callback is not None:
         init_new_network_callback(new_epoch=epoch, new_network=new, old_network_params=snapshot)
-    report = _import(new, snapshot, mode, ignore_wrong_shape, ignore_non_existing, epoch, old_layer_dicts)
+    growth = plan.params if plan is not None else None
+    report = _import(new, snapshot, mode, ignore_wrong_shape, ignore_non_existing, epoch, old_layer_dicts, growth)
     timings["import"] = time.perf_counter() - t
 
+    if recording is not None:
+        t = time.perf_counter()
+        check = compare_outputs(recording, record_outputs(new, verify_inputs, new_graph.outputs),
+                                tolerance=_tolerance(verify_tolerance), order=list(new_graph.nodes),
+                                features=plan.features if plan is not None else None, report=report)
+        report = attrs.evolve(report, output_check=check)
+        timings["verify"] = time.perf_counter() - t
     new_optimizer, slots_report = None, None
     if slots is not None:
         t = time.perf_counter()
-        new_optimizer, slots_report = restore_slots(slots, new, report, old_split_info=snapshot.split_info)
+        new_optimizer, slots_report = restore_slots(slots, new, report, old_split_info=snapshot.split_info,
+                                                    growth=growth)
         timings["slots"] = time.perf_counter() - t
-    return TransitionResult(new, report, new_optimizer, slots_report, diff, timings)
+    return TransitionResult(new, report, new_optimizer, slots_report, diff, timings, plan)
+
+
+def _tolerance(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+        raise ConfigError(f"verify_tolerance must be a number >= 0 (relative), got {value!r}")
+    return float(value)
+
+
+def _new_graph(new_network: Any, wrapped: Network | None, extern_data: Mapping[str, Any] | None,
+               behavior_version: int | None, mode: str | None, verify_inputs: Any) -> FeatureGraph | None:
+    """The feature graph of the new network (a net dict's without building it), where the mode or the check needs
+    it."""
+    if not preserves(mode) and verify_inputs is None:
+        return None
+    if wrapped is not None:
+        return graph_of_network(wrapped)
+    return graph_of_net_dict(new_network, extern_data or {}, behavior_version)
+
+
+def _layer_modes(new_network: Any, wrapped: Network | None, importers: Mapping[str, Any]) -> dict[str, Any]:
+    """The layers' own modes (their custom_param_importers) in the new network."""
+    own = {} if wrapped is not None else {
+        name: d.get("custom_param_importer") for name, d in new_network.items() if is_layer_key(name)
+        and isinstance(d, Mapping)}
+    return layer_modes({**own, **importers})
 
 
 def _diff(old_network: Network, new_network: Any) -> NetDictDiff | None:
@@ -129,10 +190,11 @@ def _diff(old_network: Network, new_network: Any) -> NetDictDiff | None:
 
 
 def _new_network(new_network: Any, extern_data: Mapping[str, Any] | None, snapshot: ParamsSnapshot,
-                 mode: str | None, importers: Mapping[str, Any], behavior_version: int | None) -> Network:
-    """Wrap the Keras model, or build the net dict with the old values that the import would copy whole."""
-    if is_keras_model(new_network):
-        new = Network.from_keras(new_network)
+                 mode: str | None, importers: Mapping[str, Any], behavior_version: int | None,
+                 wrapped: Network | None) -> Network:
+    """The wrapped Keras model, or the net dict built with the old values that the import would copy whole."""
+    if wrapped is not None:
+        new = wrapped
         _check_names_carry_over(snapshot, new, mode)
     else:
         # A callback may replace or remove snapshot entries after the build (the arrays themselves are read-only):
@@ -187,6 +249,7 @@ def _import(
     ignore_non_existing: bool,
     epoch: int,
     old_layer_dicts: Mapping[str, Any],
+    growth: Mapping[str, Mapping[str, Any]] | None,
 ) -> ImportReport:
     """Like `Network.set_params_by_serialized`, but gives each layer's importer its own old layer dict."""
 
@@ -200,5 +263,5 @@ def _import(
 
     return network.import_snapshot(
         snapshot, mode, ignore_wrong_shape, ignore_non_existing, layer_kwargs,
-        source="the old network", target="the new network",
+        source="the old network", target="the new network", growth=growth,
     )
