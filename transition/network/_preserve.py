@@ -140,11 +140,9 @@ class _Planner:
     def _input(self, node: Node) -> None:
         name = self.alias.get(node.name, node.name)
         old = self.old.nodes.get(name)
-        if old is None or old.kind != "input":
-            inputs = [n for n, o in self.old.nodes.items() if o.kind == "input"]
-            raise ConfigError(f"copy_param_mode {self.mode!r}: the new network reads input {node.name!r}, which the "
-                              f"old one does not read{did_you_mean(node.name, inputs)} (its inputs: {inputs}); both "
-                              "networks must read the same inputs")
+        if old is None or old.kind != "input":  # an input the old network did not read: new features
+            self.mean[node.name] = [] if node.ids else [None] * node.dim
+            return
         if (old.dim, old.ids) != (node.dim, node.ids):
             raise ConfigError(f"copy_param_mode {self.mode!r}: input {node.name!r} has {node.dim} features in the new "
                               f"network but {old.dim} in the old one; both networks must read the same inputs")
@@ -153,6 +151,7 @@ class _Planner:
     def _units(self, node: Node, old: Node, inp: list[Key | None]) -> None:
         name, n_old, n = node.name, old.dim, node.dim
         reads_ids = any(p.roles and "ids" in p.roles for p in node.params)
+        self._check_old_shapes(old, len(self._old_keys(old.sources)))
         rows = None if reads_ids else self._row_map(self._old_keys(old.sources), inp, divide=True)
         if rows is not None and rows.missing:
             key = self._old_keys(old.sources)[rows.missing[0]]
@@ -175,6 +174,19 @@ class _Planner:
         if n < n_old:
             self.dropped[name] = (frozenset((name, u) for u in range(n, n_old)),
                                   f"layer {name!r} has {n} units, {n_old} before; {self.mode!r} cannot drop units")
+
+    def _check_old_shapes(self, old: Node, n_inputs: int) -> None:
+        """The old params fit the old network: as many input rows as it gives the layer features, as many units."""
+        for p in old.params:
+            for axis, role in enumerate(p.roles or ()):
+                want = {"in": n_inputs, "rec": old.dim, "out": old.dim * len(p.split[axis])}.get(role)
+                if want is not None and p.shape[axis] != want:
+                    raise ConfigError(
+                        f"copy_param_mode {self.mode!r}: the old value of layer {old.name!r}, param {p.param!r} has "
+                        f"{p.shape[axis]} entries on axis {axis} ({role!r}), but the old network gives it {want}; the "
+                        "old values do not come from a network of this structure (set_params_by_serialized takes "
+                        "the old network to be this one with the old widths and without its new layers); use "
+                        "transition_network with the old network, or copy_param_mode 'subset'")
 
     def _pass(self, node: Node, old: Node, inp: list[Key | None]) -> None:
         old_keys = self._old_keys(old.sources)
@@ -251,7 +263,7 @@ class _Planner:
         if n < n_in:
             self.dropped[name] = (frozenset(k for k in inp[n:] if k is not None), (
                 f"new layer {name!r} has {n} units but reads {n_in} features, so it cannot pass them all on; give "
-                f"it at least {n_in} units"))
+                f"it at least {n_in} unit{'s' * (n_in != 1)}"))
 
     def _identity_blocker(self, node: Node) -> str | None:
         """Why a new layer cannot start as the identity of its input (None: it can)."""

@@ -25,7 +25,7 @@ from transition.network._keras_wrap import diff_architectures, is_keras_model, k
 from transition.network._network import Network
 from transition.network._preserve import GrowthPlan, layer_modes, plan_growth
 from transition.network._slots import SlotsSnapshot, restore_slots, snapshot_slots
-from transition.network._verify import DEFAULT_TOLERANCE, compare_outputs, record_outputs
+from transition.network._verify import DEFAULT_TOLERANCE, Recording, compare_outputs, record_outputs
 from transition.params._copy_modes import check_copy_param_mode, may_create_from_old, preserves, resets
 from transition.params._report import ImportReport
 from transition.params._snapshot import ParamsSnapshot
@@ -42,7 +42,8 @@ class TransitionResult:
     optimizer: Any = None
     slots_report: ImportReport | None = None
     diff: NetDictDiff | None = None
-    timings: Mapping[str, float] = attrs.field(factory=dict)  # seconds: snapshot, release, build, import, slots
+    timings: Mapping[str, float] = attrs.field(factory=dict)  # seconds: snapshot, release, build, import (with
+    # the output check of verify_inputs), slots
     plan: GrowthPlan | None = None  # "preserve" / "net2wider": how every param grew
 
 
@@ -82,52 +83,30 @@ def transition_network(
     new network and its slots are imported (see `_slots.py`). A rebuilt net dict has the old network's
     behavior_version.
 
-    "preserve" and "net2wider" keep what the network computes (see `_preserve.py`); where they cannot (e.g. a new
-    tanh layer on a path) it is a ConfigError before anything is changed. `seed` (default: the epoch) drives
-    net2wider's choice of the units to copy, `net2wider_noise` the spread of the shares of their outgoing weights.
-    `verify_inputs` (a batch as the networks take it) runs both networks on it: the largest output difference goes
-    into `report.output_check`; above `verify_tolerance` (relative) it is an OutputChangedError naming the first
-    layer whose output moved.
+    "preserve" / "net2wider" keep what the network computes (`_preserve.py`; where they cannot, e.g. a new tanh
+    layer on a path, a ConfigError before anything changes); `seed` (default: the epoch) and `net2wider_noise` are
+    net2wider's. `verify_inputs` (a batch) runs both networks: the largest output difference goes into
+    `report.output_check`, above `verify_tolerance` (relative) an OutputChangedError naming the first moved layer.
     """
-    to_keras = is_keras_model(new_network)
-    if not to_keras:
-        if not isinstance(new_network, Mapping):
-            raise ConfigError(f"transition_network: the new network must be a net dict or a built keras.Model, got "
-                              f"{type(new_network).__name__}")
-        if extern_data is None:
-            raise ConfigError("transition_network: a net dict needs extern_data (the data keys it reads)")
-        if copy_param_mode is None:
-            copy_param_mode = new_network.get("#copy_param_mode")
-    mode = check_copy_param_mode(copy_param_mode, "copy_param_mode of the transition")
+    mode = _mode_of(new_network, extern_data, copy_param_mode)
     importers = dict(custom_param_importers or {})
     timings: dict[str, float] = {}
 
     t = time.perf_counter()
     behavior_version = getattr(old_network, "behavior_version", None)  # the new net keeps the old one's
-    wrapped = Network.from_keras(new_network) if to_keras else None
-    new_graph = _new_graph(new_network, wrapped, extern_data, behavior_version, mode, verify_inputs)
-    plan, recording = None, None
-    if preserves(mode) or verify_inputs is not None:
-        old_graph = graph_of_network(old_network)
-        if preserves(mode):
-            plan = plan_growth(old_graph, new_graph, mode, modes=_layer_modes(new_network, wrapped, importers),
-                               seed=epoch if seed is None else seed, noise=net2wider_noise)
-        if verify_inputs is not None:
-            recording = record_outputs(old_network, verify_inputs, old_graph.outputs)
+    wrapped = Network.from_keras(new_network) if is_keras_model(new_network) else None
+    check = _Check.before(old_network, new_network, wrapped, extern_data, behavior_version, mode, importers,
+                          verify_inputs, verify_tolerance, epoch if seed is None else seed, net2wider_noise)
     snapshot = old_network.get_params_serialized()
-    slots: SlotsSnapshot | None = None
-    if optimizer is not None:
-        slots = snapshot_slots(optimizer, old_network)
+    slots: SlotsSnapshot | None = snapshot_slots(optimizer, old_network) if optimizer is not None else None
     old_layer_dicts = dict(old_network.net_dict) if old_network.net_dict is not None else {}
     diff = _diff(old_network, new_network)
     timings["snapshot"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    release = getattr(old_network, "release", None)
-    if callable(release):
-        release()
-    del old_network, optimizer, release  # no gc.collect(): it costs ~1 s in a TF process; the snapshot aliases
-    # the old variables' memory anyway, so freeing them earlier would not lower the peak
+    if callable(getattr(old_network, "release", None)):
+        old_network.release()
+    del old_network, optimizer  # no gc.collect() (~1 s in a TF process): the snapshot aliases the memory anyway
     timings["release"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -137,41 +116,70 @@ def transition_network(
     t = time.perf_counter()
     if init_new_network_callback is not None:
         init_new_network_callback(new_epoch=epoch, new_network=new, old_network_params=snapshot)
-    growth = plan.params if plan is not None else None
+    growth = check.plan.params if check.plan is not None else None
     report = _import(new, snapshot, mode, ignore_wrong_shape, ignore_non_existing, epoch, old_layer_dicts, growth)
+    report = check.after(new, verify_inputs, report)  # the output check, where verify_inputs asks for it
     timings["import"] = time.perf_counter() - t
-
-    if recording is not None:
-        t = time.perf_counter()
-        check = compare_outputs(recording, record_outputs(new, verify_inputs, new_graph.outputs),
-                                tolerance=_tolerance(verify_tolerance), order=list(new_graph.nodes),
-                                features=plan.features if plan is not None else None, report=report)
-        report = attrs.evolve(report, output_check=check)
-        timings["verify"] = time.perf_counter() - t
     new_optimizer, slots_report = None, None
     if slots is not None:
         t = time.perf_counter()
         new_optimizer, slots_report = restore_slots(slots, new, report, old_split_info=snapshot.split_info,
                                                     growth=growth)
         timings["slots"] = time.perf_counter() - t
-    return TransitionResult(new, report, new_optimizer, slots_report, diff, timings, plan)
+    return TransitionResult(new, report, new_optimizer, slots_report, diff, timings, check.plan)
 
 
-def _tolerance(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
-        raise ConfigError(f"verify_tolerance must be a number >= 0 (relative), got {value!r}")
-    return float(value)
+def _mode_of(new_network: Any, extern_data: Mapping[str, Any] | None, copy_param_mode: str | None) -> str | None:
+    """The transition's copy mode (the option, else a net dict's "#copy_param_mode"), the new network checked."""
+    if not is_keras_model(new_network):
+        if not isinstance(new_network, Mapping):
+            raise ConfigError(f"transition_network: the new network must be a net dict or a built keras.Model, got "
+                              f"{type(new_network).__name__}")
+        if extern_data is None:
+            raise ConfigError("transition_network: a net dict needs extern_data (the data keys it reads)")
+        if copy_param_mode is None:
+            copy_param_mode = new_network.get("#copy_param_mode")
+    return check_copy_param_mode(copy_param_mode, "copy_param_mode of the transition")
 
 
-def _new_graph(new_network: Any, wrapped: Network | None, extern_data: Mapping[str, Any] | None,
-               behavior_version: int | None, mode: str | None, verify_inputs: Any) -> FeatureGraph | None:
-    """The feature graph of the new network (a net dict's without building it), where the mode or the check needs
-    it."""
-    if not preserves(mode) and verify_inputs is None:
-        return None
-    if wrapped is not None:
-        return graph_of_network(wrapped)
-    return graph_of_net_dict(new_network, extern_data or {}, behavior_version)
+@attrs.frozen(eq=False)
+class _Check:
+    """What a transition plans and records before the old network is released: the growth plan ("preserve" /
+    "net2wider"), the old network's outputs on `verify_inputs`, the new network's graph."""
+
+    plan: GrowthPlan | None = None
+    recording: Recording | None = None
+    new_graph: FeatureGraph | None = None
+    tolerance: float = DEFAULT_TOLERANCE
+
+    @classmethod
+    def before(cls, old_network: Network, new_network: Any, wrapped: Network | None,
+               extern_data: Mapping[str, Any] | None, behavior_version: int | None, mode: str | None,
+               importers: Mapping[str, Any], verify_inputs: Any, tolerance: Any, seed: Any, noise: float) -> _Check:
+        if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not tolerance >= 0:
+            raise ConfigError(f"verify_tolerance must be a number >= 0 (relative), got {tolerance!r}")
+        if not preserves(mode) and verify_inputs is None:
+            return cls()
+        new_graph = graph_of_network(wrapped) if wrapped is not None else graph_of_net_dict(
+            new_network, extern_data or {}, behavior_version)  # a net dict's without building it
+        old_graph = graph_of_network(old_network)
+        plan = None
+        if preserves(mode):
+            plan = plan_growth(old_graph, new_graph, mode, modes=_layer_modes(new_network, wrapped, importers),
+                               seed=seed, noise=noise)
+        recording = record_outputs(old_network, verify_inputs, old_graph.outputs) if verify_inputs is not None \
+            else None
+        return cls(plan, recording, new_graph, float(tolerance))
+
+    def after(self, new: Network, verify_inputs: Any, report: ImportReport) -> ImportReport:
+        """The report with the output check of the new network (OutputChangedError above the tolerance); as it
+        is without `verify_inputs`."""
+        if self.recording is None or self.new_graph is None:
+            return report
+        check = compare_outputs(self.recording, record_outputs(new, verify_inputs, self.new_graph.outputs),
+                                tolerance=self.tolerance, order=list(self.new_graph.nodes),
+                                features=self.plan.features if self.plan is not None else None, report=report)
+        return attrs.evolve(report, output_check=check)
 
 
 def _layer_modes(new_network: Any, wrapped: Network | None, importers: Mapping[str, Any]) -> dict[str, Any]:

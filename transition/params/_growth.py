@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
+from typing import Any
 
 import attrs
 import numpy as np
@@ -42,14 +43,20 @@ def _check_roles(roles: Sequence[str]) -> None:
             raise ValueError(f"unknown axis role {role!r}; use one of {ROLES}")
 
 
+def _optional_array(values: Any, dtype: Any) -> np.ndarray | None:
+    return None if values is None else np.asarray(values, dtype=dtype)
+
+
 @attrs.frozen(eq=False)
 class AxisMap:
     """Where each entry of one axis of the new param comes from (see the module docs)."""
 
     role: str
     index: np.ndarray = attrs.field(converter=lambda a: np.asarray(a, dtype=np.int64))  # [new dim]: old index or -1
-    scale: np.ndarray | None = None  # [new dim]: the factor of a copied entry (net2wider: a replicated input's share)
-    replica: np.ndarray | None = None  # [new dim] bool: the entry copies an old unit as a new unit (net2wider)
+    scale: np.ndarray | None = attrs.field(default=None, converter=lambda a: _optional_array(a, np.float64))
+    # [new dim]: the factor of a copied entry (net2wider: a replicated input's share)
+    replica: np.ndarray | None = attrs.field(default=None, converter=lambda a: _optional_array(a, bool))
+    # [new dim]: the entry copies an old unit as a new unit (net2wider)
 
     def __attrs_post_init__(self) -> None:
         _check_roles([self.role])
@@ -164,18 +171,22 @@ def _how(growth: ParamGrowth) -> str:
     for m in growth.axes:
         new = m.new_entries
         if m.role == "in" and new:
-            parts.append(f"zero outgoing of {new} new input{'s' * (new != 1)}")
+            parts.append(f"zero outgoing of {_count(new, 'new input')}")
         elif m.role == "rec" and new:
-            parts.append(f"zero recurrent weights of {new} new unit{'s' * (new != 1)}")
+            parts.append(f"zero recurrent weights of {_count(new, 'new unit')}")
         if m.role in _IN_LIKE and m.divided:
             parts.append(f"divided among {m.divided} replicated inputs")
         if m.role in ("out", "feature") and m.replicas:
-            parts.append(f"replicated {m.replicas} {'units' if m.role == 'out' else 'features'}")
+            parts.append(f"replicated {_count(m.replicas, 'unit' if m.role == 'out' else 'feature')}")
         if m.role in ("out", "ids") and new:
-            parts.append(f"fresh init on {new} new {'units' if m.role == 'out' else 'ids'}")
+            parts.append(f"fresh init on {_count(new, 'new unit' if m.role == 'out' else 'new id')}")
         if m.role == "feature" and new:
-            parts.append(f"identity on {new} new feature{'s' * (new != 1)}")
+            parts.append(f"identity on {_count(new, 'new feature')}")
     return "; ".join(dict.fromkeys(parts))
+
+
+def _count(n: int, what: str) -> str:
+    return f"{n} {what}{'s' * (n != 1)}"
 
 
 def identity_value(init: IdentityInit, fresh: np.ndarray, what: str = "param") -> tuple[np.ndarray, str]:
@@ -206,7 +217,7 @@ def identity_value(init: IdentityInit, fresh: np.ndarray, what: str = "param") -
         value[tuple(index)] = taken
     how = "identity" if in_axes else "zero (identity)"
     if init.fresh_units:
-        how += f"; fresh init on {len(init.fresh_units)} new units"
+        how += f"; fresh init on {_count(len(init.fresh_units), 'new unit')}"
     return value, how
 
 
