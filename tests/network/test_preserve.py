@@ -100,15 +100,14 @@ def test_lstm_conv_concatenation_and_batch_norm_widened():
                 "c": {"class": "copy", "from": ["a", "b"]}, "bn": {"class": "batch_norm", "from": "c"},
                 "output": out("bn")}
 
+    seq = dict(X, **{"data:seq_len": np.array([6, 4, 2])})  # with lengths, the LSTM keeps its state past the end
     for mode in ("preserve", "net2wider"):
-        before, res = grow(net(3, 2), net(5, 4), mode)
-        np.testing.assert_allclose(outputs(res.network), before, rtol=1e-5, atol=1e-6)
-        seq = dict(X, **{"data:seq_len": np.array([6, 4, 2])})  # the LSTM honours the lengths
         old = randomize(Network.from_dict(net(3, 2), ED))
-        res2 = transition_network(old.__class__.from_dict(net(3, 2), ED), net(5, 4), extern_data=ED, epoch=2,
-                                  copy_param_mode=mode)
-        assert res2.report.status_of("a/rec/W_re") is ParamStatus.PRESERVED
-        assert np.asarray(res2.network.call(seq)).shape == (3, 6, 3)
+        before, before_seq = outputs(old), outputs(old, seq)
+        res = transition_network(old, net(5, 4), extern_data=ED, epoch=2, copy_param_mode=mode, verify_inputs=seq)
+        np.testing.assert_allclose(outputs(res.network), before, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(outputs(res.network, seq), before_seq, rtol=1e-5, atol=1e-6)
+        assert res.report.status_of("a/rec/W_re") is ParamStatus.PRESERVED
     rec = {r.name: r for r in res.report.records}
     assert rec["bn/batch_norm/v2_gamma"].status is ParamStatus.PRESERVED
     gamma = res.network.layers["bn"].params["batch_norm/v2_gamma"].numpy()
@@ -155,8 +154,10 @@ def test_refused_growths_name_the_layer_and_what_would_work(new, words):
 def test_refused_axis_and_output_changes():
     conv = {"c": {"class": "conv", "n_out": 3, "filter_size": 3, "from": "data"}, "output": out("c")}
     wider_filter = {"c": {"class": "conv", "n_out": 3, "filter_size": 5, "from": "data"}, "output": out("c")}
-    with pytest.raises(ConfigError, match="'c', param 'W': axis 0 changes from 3 to 5.*filter size"):
+    with pytest.raises(ConfigError, match="layer 'c' changed option 'filter_size' from 3 to 5"):
         grow(conv, wider_filter)
+    with pytest.raises(ConfigError, match="layer 'l1' changed option 'activation' from \"relu\" to \"tanh\""):
+        grow({"l1": lin(4, "data"), "output": out("l1")}, {"l1": lin(4, "data", act="tanh"), "output": out("l1")})
     regression = {"l1": lin(4, "data"), "output": lin(3, "l1", act=None)}
     with pytest.raises(ConfigError, match="output 'output' has 5 features, 3 before"):
         grow(regression, {"l1": lin(4, "data"), "output": lin(5, "l1", act=None)})
@@ -308,3 +309,38 @@ def test_a_new_input_on_a_side_branch_is_a_new_feature():
     x = dict(X, extra=RNG.standard_normal((3, 6, 2)).astype("float32"))
     np.testing.assert_allclose(outputs(res.network, x), before, rtol=1e-5, atol=1e-6)
     assert res.report.status_of("output/W") is ParamStatus.PRESERVED
+
+
+def test_keras_sequential_conv_gru_embedding_and_layer_norm():
+    def seq(h, extra=False):
+        layers = [keras.Input((4,)), keras.layers.Dense(h, activation="relu", name="a")]
+        layers += [keras.layers.Dense(h + 2, activation="relu", name="n")] if extra else []
+        return keras.Sequential(layers + [keras.layers.Dense(2, name="o")])
+
+    def conv(c, extra=False, norm=False, gru=3):
+        x = keras.Input((5, 3), name="x")
+        h = keras.layers.Conv1D(c, 3, padding="same", activation="relu", name="c")(x)
+        if extra:
+            h = keras.layers.Conv1D(c + 1, 3, padding="same", activation="relu", name="n")(h)
+        if norm:
+            h = keras.layers.LayerNormalization(name="ln")(h)
+        return keras.Model(x, keras.layers.Dense(2, name="o")(keras.layers.GRU(gru, name="g")(h)))
+
+    def emb(d):
+        x = keras.Input((5,), dtype="int32", name="ids")
+        h = keras.layers.GlobalMaxPooling1D(name="p")(keras.layers.Embedding(10, d, name="e")(x))
+        return keras.Model(x, keras.layers.Dense(2, name="o")(h))
+
+    ids = RNG.integers(0, 10, (4, 5)).astype("int32")
+    for mode in ("preserve", "net2wider"):
+        for old_model, new_model, x in ((seq(3), seq(5, True), RNG.standard_normal((4, 4)).astype("float32")),
+                                        (conv(2), conv(4, True, gru=5), RNG.standard_normal((4, 5, 3))),
+                                        (emb(3), emb(5), ids)):
+            old = randomize(Network.from_keras(old_model))
+            before = np.asarray(old_model(x))
+            res = transition_network(old, new_model, epoch=2, copy_param_mode=mode, verify_inputs=x)
+            np.testing.assert_allclose(np.asarray(new_model(x)), before, rtol=1e-5, atol=1e-6)
+            assert res.report.output_check.ok
+    with pytest.raises(ConfigError, match="layer 'ln' \\(LayerNormalization normalises.*grows from 2 to 4"):
+        transition_network(Network.from_keras(conv(2, norm=True)), conv(4, norm=True), epoch=2,
+                           copy_param_mode="preserve")

@@ -26,7 +26,7 @@ def test_digits_growths_keep_the_dev_error(tmp_path):
     for epoch, added in ((3, "+l2"), (5, "+l3")):
         line = lines[epoch]
         assert f"transition {added} ~output" in line and "preserved" in line and "custom importer in output" in line
-        kept = re.search(r"outputs kept on 300 examples: max diff (\S+), output error (\S+) -> (\S+)", line)
+        kept = re.search(r"checked on 300 examples: max output diff (\S+), output error (\S+) -> (\S+)", line)
         assert kept is not None, line
         before = re.search(r"dev_error (\S+)", lines[epoch - 1]).group(1)
         assert float(kept.group(1)) <= 1e-6 and kept.group(2) == kept.group(3) == before

@@ -135,5 +135,5 @@ def test_a_preserving_growth_that_cannot_keep_the_output_fails_at_the_start(tmp_
     with mgr:  # relu after relu: fine, and the transition's check is in the summary
         for _epoch in mgr.epochs():
             mgr.end_epoch({})
-        assert "outputs kept on 2 examples: max diff 0" in mgr.transition_summary
+        assert "checked on 2 examples: max output diff 0" in mgr.transition_summary
         assert mgr.last_transition.report.status_of("l2/W").value == "preserved"

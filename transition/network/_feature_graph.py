@@ -16,6 +16,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import json
+
 import attrs
 import keras
 import numpy as np
@@ -31,6 +33,9 @@ __all__ = ["ParamAxes", "Node", "FeatureGraph", "graph_of_net_dict", "graph_of_n
            "input_node_name"]
 
 _ONE_VALUED = ("scale", "gamma", "variance")  # a per-feature param whose identity value is 1 (else 0)
+# options that do not change what a layer computes at inference, or whose change the growth handles (its width)
+_NOT_FUNCTION = frozenset({"n_out", "dropout", "momentum", "masked_time", "name", "trainable", "units", "filters",
+                           "rate", "seed", "noise_shape", "recurrent_dropout", "output_dim", "input_dim", "dtype"})
 
 
 @attrs.frozen
@@ -60,6 +65,7 @@ class Node:
     blocker: str | None = None  # why a new one cannot start as the identity (None: it can, given its activation)
     nonneg: bool = False  # its output is >= 0 on every input
     ids: bool = False  # its output is int ids (no features)
+    config: tuple[tuple[str, str], ...] = ()  # the options that make what it computes (JSON values), but its width
 
     def param(self, layer: str, param: str) -> ParamAxes | None:
         return next((p for p in self.params if (p.layer, p.param) == (layer, param)), None)
@@ -94,6 +100,17 @@ def _feature_value(param: str) -> float:
     return 1.0 if any(word in param.rsplit("/", 1)[-1] for word in _ONE_VALUED) else 0.0
 
 
+def _function_config(options: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    """The options of a layer that make what it computes, as (key, JSON) pairs (initializers & co. do not)."""
+    out = []
+    for key, value in sorted(options.items()):
+        if key in _NOT_FUNCTION or key.startswith("#") or key.endswith(("_initializer", "_regularizer",
+                                                                          "_constraint")):
+            continue
+        out.append((key, json.dumps(value, sort_keys=True, default=repr)))
+    return tuple(out)
+
+
 # ------------------------------------------------------------------------------------------------ net dicts
 
 
@@ -122,7 +139,8 @@ def graph_of_net_dict(net_dict: Mapping[str, Any], extern_data: Mapping[str, Any
         nodes[name] = Node(name, kind, str(layer.layer_dict.get("class")), sources, dim=int(info.dim),
                            activation=layer.growth_activation(), params=tuple(params),
                            blocker=layer.identity_blocker(),
-                           nonneg=bool(layer.growth_nonneg([nodes[s].nonneg for s in sources])), ids=info.sparse)
+                           nonneg=bool(layer.growth_nonneg([nodes[s].nonneg for s in sources])), ids=info.sparse,
+                           config=_function_config(layer.opts))
     return FeatureGraph(nodes, tuple(dry.outputs))
 
 
@@ -286,8 +304,12 @@ def graph_of_keras(network: Any) -> FeatureGraph:
 
     for layer in model.layers:
         visit(layer)
+    try:  # in the order of the model's (flattened) call result
+        out_tensors = keras.tree.flatten(model.output)
+    except (AttributeError, ValueError):  # a Sequential model has `outputs` only
+        out_tensors = list(model.outputs)
     outputs = []
-    for tensor in keras.tree.flatten(model.output):
+    for tensor in out_tensors:
         src = _tensor_source(tensor)
         if src is None:
             raise ConfigError(f"the outputs of Keras model {model.name!r} are not each a layer's only output; "
@@ -314,8 +336,12 @@ def _keras_node(layer: Any, found: list[tuple[str, Any] | None], param_layers: l
             params.append(ParamAxes(lname, param, roles, shape, split, value))
     sources = tuple(src[0] for src in found if src is not None)
     nonneg = _keras_nonneg(layer, kind, act, [nodes[s].nonneg for s in sources if s in nodes])
+    try:
+        config = _function_config(layer.get_config())
+    except (NotImplementedError, TypeError, ValueError):  # a layer without a config
+        config = ()
     return Node(layer.name, kind, _cls(layer), sources, dim=dim, activation=act, params=tuple(params),
-                blocker=blocker, nonneg=nonneg)
+                blocker=blocker, nonneg=nonneg, config=config)
 
 
 # ------------------------------------------------------------------------------------------------ snapshots

@@ -352,6 +352,8 @@ def layer_outputs_model(model: keras.Model) -> keras.Model | None:
         if not isinstance(layer, keras.layers.InputLayer) and calls and len(calls[0]) == 1:
             outputs[layer.name] = calls[0][0]
     inputs = _input_struct(model)
+    if inputs is None and getattr(model, "inputs", None):  # a Sequential model has `inputs` only
+        inputs = model.inputs[0] if len(model.inputs) == 1 else list(model.inputs)
     if inputs is None or not outputs:
         return None
     try:

@@ -122,6 +122,9 @@ class _Planner:
                 self._new_layer(node, inp)
             elif (old.kind, old.cls) != (node.kind, node.cls):
                 self._lose_all(node, old, f"layer {name!r} changed from {old.cls} to {node.cls}")
+            elif (changed := _changed(old, node)) is not None:
+                self._lose_all(node, old, f"layer {name!r} changed {changed}, so it computes something else; keep "
+                                          "it, or use copy_param_mode 'subset'")
             else:
                 visit[node.kind](node, old, inp)
         self._check_outputs()
@@ -225,11 +228,11 @@ class _Planner:
         change = (f"its input grows from {len(old_inp)} to {len(inp)} features" if len(inp) != len(old_inp) else
                   "its input changed" if inp != old_inp else "its params changed")
         if node.kind == "mix":
-            why = (f"layer {node.name!r} ({node.blocker or 'it mixes all its input features'}) {change}, so its "
+            why = (f"layer {node.name!r} ({node.blocker or 'it mixes all its input features'}): {change}, so its "
                    "output changes; keep its input as it was, or use copy_param_mode 'subset'")
         else:
-            why = (f"layer {node.name!r} ({node.blocker or 'no growth rule for it'}) {change}; keep it and its input "
-                   "as they were, or use copy_param_mode 'subset'")
+            why = (f"layer {node.name!r} ({node.blocker or 'no growth rule for it'}): {change}; keep it and its "
+                   "input as they were, or use copy_param_mode 'subset'")
         self._lose_all(node, old, why)
 
     def _lose_all(self, node: Node, old: Node, why: str) -> None:
@@ -404,6 +407,20 @@ class _Planner:
                 if pos:
                     out[name] = (np.array([p for p, _ in pos]), np.array([r for _, r in pos]))
         return out
+
+
+def _changed(old: Node, new: Node) -> str | None:
+    """What changed in a layer besides its width and inputs (an option, a param it has or lacks), or None."""
+    old_config, new_config = dict(old.config), dict(new.config)
+    for key in sorted(set(old_config) | set(new_config)):
+        if old_config.get(key) != new_config.get(key):
+            return f"option {key!r} from {old_config.get(key, '(not set)')} to {new_config.get(key, '(not set)')}"
+    old_params = {(p.layer, p.param) for p in old.params}
+    new_params = {(p.layer, p.param) for p in new.params}
+    if old_params != new_params:
+        diff = sorted(old_params ^ new_params)[0]
+        return f"its params ({'has' if diff in new_params else 'lost'} param {diff[1]!r})"
+    return None
 
 
 def _out_axis(index: np.ndarray, replica: np.ndarray | None, new_parts: Sequence[int], old_parts: Sequence[int],
