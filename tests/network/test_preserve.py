@@ -344,3 +344,8 @@ def test_keras_sequential_conv_gru_embedding_and_layer_norm():
     with pytest.raises(ConfigError, match="layer 'ln' \\(LayerNormalization normalises.*grows from 2 to 4"):
         transition_network(Network.from_keras(conv(2, norm=True)), conv(4, norm=True), epoch=2,
                            copy_param_mode="preserve")
+
+
+def test_keras_verify_inputs_names_the_first_moved_layer_under_subset():
+    with pytest.raises(OutputChangedError, match="moved is 'pool'.*, which reads the new layer 'extra'"):
+        _keras_grow(keras_model(4), keras_model(6, extra=(13, None)), "subset")

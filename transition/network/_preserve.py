@@ -26,6 +26,7 @@ import attrs
 import numpy as np
 
 from transition.errors import ConfigError, did_you_mean
+from transition.netdict._netdict import is_layer_key
 from transition.network._feature_graph import FeatureGraph, Node, ParamAxes
 from transition.params._copy_modes import PRESERVING_MODES, check_copy_param_mode
 from transition.params._growth import AxisMap, IdentityInit, ParamGrowth
@@ -64,33 +65,35 @@ def _fmt(key: Key) -> str:
 
 
 def plan_growth(old: FeatureGraph, new: FeatureGraph, mode: str, *, modes: Mapping[str, Any] | None = None,
-                seed: Any = None, noise: float = 0.0) -> GrowthPlan:
+                seed: Any = None, noise: float = 0.0, strict: bool = True) -> GrowthPlan:
     """The plan of a transition from `old` to `new` under `mode` ("preserve" / "net2wider"); `modes`: a
     layer's own mode where its custom_param_importer gives one (`CUSTOM` for a function); `seed`: of net2wider's
     choices and noise; `noise`: the relative spread of the shares of a replicated unit's outgoing weights (they
-    still add up to the old weight). ConfigError where the output cannot stay the same."""
+    still add up to the old weight). ConfigError where the output cannot stay the same. `strict=False` gives only
+    where the old features are (`features`, for comparing the networks after a transition in another mode)."""
     if mode not in PRESERVING_MODES:
         raise ConfigError(f"plan_growth: copy_param_mode {mode!r} keeps no function; use one of {PRESERVING_MODES}")
     if isinstance(noise, bool) or not isinstance(noise, (int, float)) or not 0 <= noise < 1:
         raise ConfigError(f"net2wider_noise must be a number in [0, 1), got {noise!r}")
-    return _Planner(old, new, mode, dict(modes or {}), np.random.default_rng(seed), float(noise)).run()
+    return _Planner(old, new, mode, dict(modes or {}), np.random.default_rng(seed), float(noise)).run(strict)
 
 
-def layer_modes(importers: Any) -> dict[str, Any]:
-    """{layer: its own copy mode, or `CUSTOM` for a function} of the layers with a `custom_param_importer`;
-    `importers` is {layer: importer} or a `Network` (its layers' importers)."""
-    if hasattr(importers, "layers"):
-        importers = {name: layer.custom_param_importer for name, layer in importers.layers.items()}
+def layer_modes(network: Any, importers: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """{layer: its own copy mode, or `CUSTOM` for a function} of the layers with a `custom_param_importer`: in
+    `network` (a net dict's layer dicts, or a `Network`'s layers), or given in `importers` (which win)."""
+    if isinstance(network, Mapping):
+        own = {name: d.get("custom_param_importer") for name, d in network.items()
+               if is_layer_key(name) and isinstance(d, Mapping)}
+    else:
+        own = {name: layer.custom_param_importer for name, layer in getattr(network, "layers", {}).items()}
     return {name: CUSTOM if callable(imp) else check_copy_param_mode(imp, f"custom_param_importer of layer {name!r}")
-            for name, imp in importers.items() if imp is not None}
+            for name, imp in {**own, **(importers or {})}.items() if imp is not None}
 
 
 def check_growth(old: FeatureGraph, new_net_dict: Mapping[str, Any], new: FeatureGraph, mode: str) -> GrowthPlan:
     """`plan_growth` into a net dict (its layers' importers give their own modes); for the start-up check, with the
     graphs of `graph_of_net_dict` (no variables)."""
-    own = {name: d.get("custom_param_importer") for name, d in new_net_dict.items()
-           if isinstance(name, str) and not name.startswith("#") and isinstance(d, Mapping)}
-    return plan_growth(old, new, mode, modes=layer_modes(own))
+    return plan_growth(old, new, mode, modes=layer_modes(new_net_dict))
 
 
 class _Planner:
@@ -106,7 +109,7 @@ class _Planner:
 
     # -- walking the new graph -----------------------------------------------------------------------------------
 
-    def run(self) -> GrowthPlan:
+    def run(self, strict: bool = True) -> GrowthPlan:
         visit = {"units": self._units, "pass": self._pass, "combine": self._combine, "mix": self._fixed,
                  "opaque": self._fixed}
         for name, node in self.new.nodes.items():
@@ -127,6 +130,8 @@ class _Planner:
                                           "it, or use copy_param_mode 'subset'")
             else:
                 visit[node.kind](node, old, inp)
+        if not strict:
+            return GrowthPlan(self.mode, {}, self._features())
         self._check_outputs()
         return GrowthPlan(self.mode, self._params(), self._features(), tuple(self.pairs))
 

@@ -151,6 +151,7 @@ class _Check:
     recording: Recording | None = None
     new_graph: FeatureGraph | None = None
     tolerance: float = DEFAULT_TOLERANCE
+    where: GrowthPlan | None = None  # where the old features are in the new network (for the output check)
 
     @classmethod
     def before(cls, old_network: Network, new_network: Any, wrapped: Network | None,
@@ -165,29 +166,26 @@ class _Check:
         old_graph = graph_of_network(old_network)
         plan = None
         if preserves(mode):
-            plan = plan_growth(old_graph, new_graph, mode, modes=_layer_modes(new_network, wrapped, importers),
-                               seed=seed, noise=noise)
-        recording = record_outputs(old_network, verify_inputs, old_graph.outputs) if verify_inputs is not None \
-            else None
-        return cls(plan, recording, new_graph, float(tolerance))
+            modes = layer_modes(new_network if wrapped is None else wrapped, importers)  # the layers' own modes
+            plan = plan_growth(old_graph, new_graph, mode, modes=modes, seed=seed, noise=noise)
+        if verify_inputs is None:
+            return cls(plan, None, new_graph, float(tolerance))
+        recording = record_outputs(old_network, verify_inputs, old_graph.outputs)
+        return cls(plan, recording, new_graph, float(tolerance),
+                   plan or plan_growth(old_graph, new_graph, "preserve", strict=False))
 
     def after(self, new: Network, verify_inputs: Any, report: ImportReport) -> ImportReport:
         """The report with the output check of the new network (OutputChangedError above the tolerance); as it
         is without `verify_inputs`."""
         if self.recording is None or self.new_graph is None:
             return report
-        check = compare_outputs(self.recording, record_outputs(new, verify_inputs, self.new_graph.outputs),
-                                tolerance=self.tolerance, order=list(self.new_graph.nodes),
-                                features=self.plan.features if self.plan is not None else None, report=report)
+        graph = self.new_graph
+        check = compare_outputs(self.recording, record_outputs(new, verify_inputs, graph.outputs),
+                                tolerance=self.tolerance, order=list(graph.nodes),
+                                features=self.where.features if self.where is not None else None, report=report,
+                                sources={name: node.sources for name, node in graph.nodes.items()})
         return attrs.evolve(report, output_check=check)
 
-
-def _layer_modes(new_network: Any, wrapped: Network | None, importers: Mapping[str, Any]) -> dict[str, Any]:
-    """The layers' own modes (their custom_param_importers) in the new network."""
-    own = {} if wrapped is not None else {
-        name: d.get("custom_param_importer") for name, d in new_network.items() if is_layer_key(name)
-        and isinstance(d, Mapping)}
-    return layer_modes({**own, **importers})
 
 
 def _diff(old_network: Network, new_network: Any) -> NetDictDiff | None:

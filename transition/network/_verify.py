@@ -80,10 +80,10 @@ def _diff(new: np.ndarray, old: np.ndarray) -> tuple[float, float]:
 
 
 def compare_outputs(old: Recording, new: Recording, *, tolerance: float, order: Sequence[str],
-                    features: Mapping[str, tuple[np.ndarray, np.ndarray]] | None, report: ImportReport
-                    ) -> OutputCheck:
+                    features: Mapping[str, tuple[np.ndarray, np.ndarray]] | None, report: ImportReport,
+                    sources: Mapping[str, Sequence[str]] | None = None) -> OutputCheck:
     """The output check of a transition; `OutputChangedError` above `tolerance`, naming the first layer of `order`
-    whose output moved (with what the import did to its params)."""
+    whose output moved (with what the import did to its params, and the new layers it reads: `sources`)."""
     worst: tuple[float, float, str] = (0.0, 0.0, next(iter(old.outputs), "-"))
     for name, old_y in old.outputs.items():
         new_y = new.outputs.get(name)
@@ -101,6 +101,9 @@ def compare_outputs(old: Recording, new: Recording, *, tolerance: float, order: 
     layer, moved = _first_moved(old, new, tolerance, order, features)
     where = (f"the first layer whose output moved is {layer!r} (relative difference {moved:.3g})" if layer else
              f"no single layer's output could be compared; check the output {worst[2]!r}")
+    new_sources = [s for s in (sources or {}).get(layer or "", ()) if s in new.layers and s not in old.layers]
+    if new_sources:
+        where += f", which reads the new layer {new_sources[0]!r}"
     raise OutputChangedError(
         f"the transition changed the network's output on verify_inputs ({old.examples} examples): largest "
         f"difference {worst[0]:.3g} (relative {worst[1]:.3g} > tolerance {tolerance:g}) in output {worst[2]!r}; "
