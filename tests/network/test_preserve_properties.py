@@ -16,7 +16,7 @@ from transition.params._report import ParamStatus
 
 ED = {"data": {"shape": (3,)}, "classes": {"dim": 3, "sparse": True, "shape": ()}}
 ACTS = [None, "relu", "tanh"]
-SETTINGS = settings(max_examples=30, deadline=None, derandomize=True,
+SETTINGS = settings(max_examples=50, deadline=None, derandomize=True,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
