@@ -2,9 +2,10 @@
 
 `get_network(epoch)` builds the model of each epoch: a hidden Dense layer of 32 units up to epoch 3, of 64 from
 epoch 4 on, concatenated with a linear projection of the input and read by the output layer. At epoch 4 the manager
-sees another architecture and makes a transition: the old values are copied into the wider kernels ("subset": the
-output kernel's rows of the hidden part and of the projection each land at their own offset), Adam's moments follow
-their params, and the report is logged. Kill it at any point (Ctrl-C, SIGKILL) and run it again: it resumes from
+sees another architecture and makes a transition that keeps what the model computes ("preserve": the old values
+are copied into the wider kernels, the output kernel's rows of the hidden part and of the projection each at their
+own offset, the 32 new hidden units get zero outgoing weights), checked on the dev data (`verify_inputs`); Adam's
+moments follow their params, and the report is logged. Kill it at any point (Ctrl-C, SIGKILL) and run it again: it resumes from
 the newest checkpoint under runs/keras_growing/ (epoch ends and every 10 steps) and ends as an uninterrupted run.
 
     python -m pip install -e '.[examples]'   # scikit-learn, for its bundled digits data (no download)
@@ -58,7 +59,8 @@ def main() -> None:
 
     tf.config.experimental.enable_op_determinism()  # bit-identical after a resume
     mgr = transition.TransitionManager(
-        args.model, get_network=get_network, num_epochs=args.epochs, copy_param_mode="subset",
+        args.model, get_network=get_network, num_epochs=args.epochs, copy_param_mode="preserve",
+        verify_inputs=x[1500:],
         optimizer=lambda: keras.optimizers.Adam(1e-3), save_every_n_steps=10,
         callbacks=[keras.callbacks.EarlyStopping(monitor="val_loss", patience=3)])
     with mgr:

@@ -20,6 +20,9 @@ from transition.errors import (
     MissingTensorsError as MissingTensorsError,
 )
 from transition.errors import (
+    OutputChangedError as OutputChangedError,
+)
+from transition.errors import (
     ShapeMismatchError as ShapeMismatchError,
 )
 from transition.errors import (
@@ -31,6 +34,7 @@ __version__ = "0.1.0"
 _PUBLIC: dict[str, str] = {
     # params: copy modes, the import report
     "ImportReport": "params._report",
+    "OutputCheck": "params._report",
     "ParamRecord": "params._report",
     "ParamStatus": "params._report",
     "ParamsSnapshot": "params._snapshot",
@@ -101,8 +105,8 @@ _PUBLIC: dict[str, str] = {
     "train_from_config": "training._loop",
 }
 
-__all__ = sorted(["CheckpointError", "ConfigError", "MissingParamsError", "MissingTensorsError", "ShapeMismatchError",
-                  "TransitionError", *_PUBLIC])
+__all__ = sorted(["CheckpointError", "ConfigError", "MissingParamsError", "MissingTensorsError", "OutputChangedError",
+                  "ShapeMismatchError", "TransitionError", *_PUBLIC])
 
 
 _SUBMODULES = ("keras",)  # public submodules: `transition.keras` (imported on first use, like the names)

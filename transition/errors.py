@@ -12,6 +12,7 @@ __all__ = [
     "CheckpointError",
     "MissingParamsError",
     "MissingTensorsError",
+    "OutputChangedError",
     "close_matches",
     "did_you_mean",
 ]
@@ -43,6 +44,11 @@ class MissingParamsError(TransitionError, KeyError):
 class MissingTensorsError(MissingParamsError, ValueError):
     """Tensors an assignment map names are not in the checkpoint; also a ValueError, as TF's init_from_checkpoint
     raises one."""
+
+
+class OutputChangedError(TransitionError):
+    """A transition checked with `verify_inputs` changed the network's output beyond the tolerance; the message
+    names the first layer whose output moved."""
 
 
 def close_matches(name: str, candidates: Iterable[str], n: int = 3) -> list[str]:

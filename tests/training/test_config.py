@@ -124,8 +124,9 @@ def test_main_job_config_is_valid():
     cfg = load_config(path)
     opts = manager_options(cfg)
     assert opts.model == "runs/digits/network" and opts.num_epochs == 24
-    assert callable(cfg["network"]["output"]["custom_param_importer"]) and callable(opts.init_new_network_callback)
+    assert callable(cfg["network"]["output"]["custom_param_importer"]) and opts.init_new_network_callback is None
     assert opts.pretrain.get_train_num_epochs() == 6 and opts.save_every_n_steps == 20
+    assert opts.pretrain.get_copy_param_mode_for_epoch(3) == "preserve" and opts.verify_inputs is cfg["dev"]
     ctl = opts.learning_rate_control
     assert (ctl.kind, ctl.pretrain_learning_rate, ctl.learning_rate) == ("newbob_relative", 0.005, 0.003)
     assert (opts.keep.keep_best, opts.keep.score) == (1, "dev_error")

@@ -49,3 +49,19 @@ def test_save_cadence_counts_global_steps():
     assert not SaveCadence(None).due(100)
     with pytest.raises(ConfigError, match="every_n_steps"):
         SaveCadence(0)
+
+
+def test_growth_options_reach_the_transition():
+    from transition.training._options import growth_options
+
+    assert {"verify_inputs", "verify_tolerance", "net2wider_noise"} <= set(KNOWN_KEYS)
+    opts = ManagerOptions.make(**BASE, copy_param_mode="net2wider", verify_inputs=lambda epoch: {"data": epoch},
+                               net2wider_noise=0.0, seed=-1)
+    assert growth_options(opts, 3) == {"verify_inputs": {"data": 3}, "verify_tolerance": 1e-5,
+                                       "net2wider_noise": 0.0, "seed": (2**32 - 1, 3)}
+    with pytest.raises(ConfigError, match=r"option 'net2wider_noise' must be a number in \[0, 1\), got 1.5"):
+        ManagerOptions.make(**BASE, net2wider_noise=1.5)
+    with pytest.raises(ConfigError, match=r"option 'copy_param_mode' must be one of .*'preserve', 'net2wider'"):
+        ManagerOptions.make(**BASE, copy_param_mode="preserved")
+    with pytest.raises(ConfigError, match=r"config option 'verify_tolerance' must be a number >= 0"):
+        load_config({**BASE, "verify_tolerance": -1})

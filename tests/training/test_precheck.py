@@ -119,3 +119,21 @@ def test_the_configs_behavior_version_reaches_every_epochs_network(tmp_path):
     assert seen == [["W", "bias"], ["W", "bias"]]  # also after the transition into epoch 2
     with pytest.raises(ConfigError, match="behavior_version"):
         TransitionManager.from_config(dict(cfg, behavior_version=-1))
+
+
+def test_a_preserving_growth_that_cannot_keep_the_output_fails_at_the_start(tmp_path):
+    # pretraining inserts l2 (tanh) at epoch 2: under "preserve" it cannot start as the identity
+    net = {"l1": lin(5), "l2": lin(5, "l1"), "output": out("l2")}
+    with pytest.raises(ConfigError, match=r"epoch 2 \(checked before training\).*new layer 'l2' has activation "
+                                          r"'tanh'.*None, 'linear' or 'relu'"):
+        _start(_manager(tmp_path / "m", network=net, pretrain={"construction_algo": "from_output",
+                                                                "copy_param_mode": "preserve"}))
+    assert not os.path.exists(tmp_path / "m.lock")
+    relu = {"l1": lin(5, activation="relu"), "l2": lin(6, "l1", activation="relu"), "output": out("l2")}
+    mgr = _manager(tmp_path / "ok", network=relu, num_epochs=2, verify_inputs={"data": np.ones((2, 4), "float32")},
+                   pretrain={"construction_algo": "from_output", "copy_param_mode": "preserve"})
+    with mgr:  # relu after relu: fine, and the transition's check is in the summary
+        for _epoch in mgr.epochs():
+            mgr.end_epoch({})
+        assert "checked on 2 examples: max output diff 0" in mgr.transition_summary
+        assert mgr.last_transition.report.status_of("l2/W").value == "preserved"

@@ -20,6 +20,7 @@ __all__ = [
     "run_after_next_train_begin",
     "cancel_after_train_begin",
     "layer_call_inputs",
+    "layer_call_outputs",
     "tensor_producer",
     "set_initial_epoch",
     "replace_train_function",
@@ -46,6 +47,13 @@ def layer_call_inputs(layer: Any) -> list[list[Any]]:
     the call graph only in `_inbound_nodes`; the public `layer.input` gives the first call only and fails for a
     layer that was never called symbolically."""
     return [list(node.input_tensors) for node in getattr(layer, "_inbound_nodes", ())]
+
+
+def layer_call_outputs(layer: Any) -> list[list[Any]]:
+    """The output tensors of each call of `layer` in a functional graph (one list per call). Why private: as for
+    `layer_call_inputs`, the call graph is only in `_inbound_nodes`; the public `layer.output` fails for a layer
+    called more than once (e.g. a net dict layer called again for its logits)."""
+    return [list(node.output_tensors) for node in getattr(layer, "_inbound_nodes", ())]
 
 
 def tensor_producer(tensor: Any) -> tuple[Any, list[Any], int] | None:

@@ -15,7 +15,7 @@ import attrs
 
 from transition.errors import ConfigError, did_you_mean
 from transition.netdict._construct import construct_steps, normalize_sources
-from transition.params._copy_modes import check_copy_param_mode
+from transition.params._copy_modes import PRESERVING_MODES, check_copy_param_mode
 
 __all__ = ["Pretrain", "WrapEpochValue", "pretrain_from_config"]
 _OPTION_KEYS = (
@@ -188,10 +188,11 @@ def _copy_output_layer(value: Any, copy_param_mode: str | None) -> bool | str:
         value = copy_param_mode if copy_param_mode is not None else "ifpossible"
     if value == "reset":
         return False
-    if value is True or value is False or value in ("ifpossible", "subset"):
+    if value is True or value is False or value in ("ifpossible", "subset", *PRESERVING_MODES):
         return value
     raise ConfigError(
-        f"pretrain: copy_output_layer {value!r} is not one of True, False, 'ifpossible', 'subset', 'reset'"
+        f"pretrain: copy_output_layer {value!r} is not one of True, False, 'ifpossible', 'subset', 'reset', "
+        "'preserve', 'net2wider'"
     )
 
 

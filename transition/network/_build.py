@@ -23,7 +23,7 @@ from transition.network._layer import Layer
 from transition.network._layers_base import DataInfo, NetLayer, SeqLenOf, dry_params, get_layer_class
 from transition.network._losses import LOSSES
 
-__all__ = ["BuiltNet", "build_from_dict", "dry_build", "output_layer_names", "seq_len_key"]
+__all__ = ["BuiltNet", "DryNet", "build_from_dict", "dry_build", "dry_net", "output_layer_names", "seq_len_key"]
 
 
 def seq_len_key(key: str) -> str:
@@ -195,16 +195,35 @@ class _Plan:
             yield name, layer, loss
 
 
+@attrs.frozen
+class DryNet:
+    """A net dict checked without variables: its layers in build order (each with `out_info`, `opts`,
+    `param_shapes`, `split_info`, `param_roles`), their resolved sources, the outputs and the extern data."""
+
+    layers: Mapping[str, NetLayer]
+    sources: Mapping[str, list[tuple[str, str]]]  # layer -> [("data", key) | ("layer", name)]
+    outputs: tuple[str, ...]
+    extern: Mapping[str, DataInfo]
+
+
+def dry_net(net_dict: Mapping[str, Any], extern_data: Mapping[str, Any], behavior_version: int | None = None
+            ) -> DryNet:
+    """Check a net dict as `build_from_dict` does (extern data, layer classes, options, sources, losses, outputs,
+    every layer's dims and params) without a Keras graph or variables."""
+    plan = _Plan.of(net_dict, extern_data)
+    layers: dict[str, NetLayer] = {}
+    with dry_params():
+        for name, layer, _ in plan.layers({}, behavior_version):
+            layer.create_params()
+            layers[name] = layer
+    return DryNet(layers, plan.sources, plan.outputs, plan.extern)
+
+
 def dry_build(net_dict: Mapping[str, Any], extern_data: Mapping[str, Any], behavior_version: int | None = None
               ) -> dict[str, dict[str, tuple[int, ...]]]:
-    """Check a net dict as `build_from_dict` does (extern data, layer classes, options, sources, losses, outputs,
-    every layer's dims and params) without a Keras graph or variables; returns {layer: {param: shape}}."""
-    shapes: dict[str, dict[str, tuple[int, ...]]] = {}
-    with dry_params():
-        for name, layer, _ in _Plan.of(net_dict, extern_data).layers({}, behavior_version):
-            layer.create_params()
-            shapes[name] = dict(layer.param_shapes)
-    return shapes
+    """`dry_net`'s params: {layer: {param: shape}}."""
+    return {name: dict(layer.param_shapes) for name, layer in dry_net(net_dict, extern_data, behavior_version
+                                                                      ).layers.items()}
 
 
 def build_from_dict(

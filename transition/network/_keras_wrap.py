@@ -32,13 +32,13 @@ import keras
 import tensorflow as tf
 
 from transition.errors import ConfigError
-from transition.internal._keras_private import layer_call_inputs, sublayers, tensor_producer
+from transition.internal._keras_private import layer_call_inputs, layer_call_outputs, sublayers, tensor_producer
 from transition.netdict._netdict import NetDictDiff
 from transition.network._layer import Layer
 from transition.params._split import whole_axis_splits
 
 __all__ = ["keras_layers", "keras_input_keys", "keras_inputs_are_dict", "keras_architecture", "diff_architectures",
-           "is_keras_model"]
+           "is_keras_model", "layer_outputs_model"]
 
 Parts = list[int]
 
@@ -341,3 +341,22 @@ def keras_input_keys(model: keras.Model) -> tuple[str, ...]:
     """The names of a model's dict inputs, else ("data",)."""
     inputs = _input_struct(model)
     return tuple(inputs.keys()) if isinstance(inputs, Mapping) else ("data",)
+
+
+def layer_outputs_model(model: keras.Model) -> keras.Model | None:
+    """A model with the inputs of `model` that gives {layer name: its output} for each of its (top-level) layers
+    with one output (its first call); None for a model without a graph (subclassed)."""
+    outputs = {}
+    for layer in getattr(model, "layers", ()):
+        calls = layer_call_outputs(layer)
+        if not isinstance(layer, keras.layers.InputLayer) and calls and len(calls[0]) == 1:
+            outputs[layer.name] = calls[0][0]
+    inputs = _input_struct(model)
+    if inputs is None and getattr(model, "inputs", None):  # a Sequential model has `inputs` only
+        inputs = model.inputs[0] if len(model.inputs) == 1 else list(model.inputs)
+    if inputs is None or not outputs:
+        return None
+    try:
+        return keras.Model(inputs, outputs, name=f"{model.name}_layer_outputs")
+    except (ValueError, TypeError, AttributeError, KeyError):  # e.g. a layer whose first call is in another graph
+        return None

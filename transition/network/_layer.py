@@ -90,12 +90,14 @@ class Layer:
         split_info: Mapping[str, list[list[int]]] | None = None,
         *,
         ignore_unknown: bool = False,
+        growth: Mapping[str, Any] | None = None,
         **importer_kwargs: Any,
     ) -> ImportReport:
         """Import old values into this layer with RETURNN's rules and return the report.
 
         A callable `custom_param_importer` is called instead (with `split_info` and `importer_kwargs` — epoch,
         old_layer_dict, new_layer_dict — where it accepts them); a string importer is the copy mode for this layer.
+        `growth` {param: growth} (from `network._preserve`) applies under "preserve" / "net2wider".
         """
         unknown_kwargs = set(importer_kwargs) - set(IMPORTER_KWARGS)
         if unknown_kwargs:
@@ -126,6 +128,7 @@ class Layer:
             new_split_info=self.split_info,
             already_initialized=already,
             ignore_unknown=ignore_unknown,
+            growth=growth,
         )
         for param, value in to_assign.items():
             var = self.params[param]

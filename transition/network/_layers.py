@@ -19,6 +19,7 @@ import keras
 import tensorflow as tf
 
 from transition.network._layers_base import (
+    NONNEG_ACTIVATIONS,
     REQUIRED,
     DataInfo,
     NetLayer,
@@ -27,7 +28,10 @@ from transition.network._layers_base import (
 )
 from transition.network._layers_time import one_int, out_time_len
 
+NON_ELEMENTWISE = ("softmax", "log_softmax")  # activations over all features, not one by one
+
 __all__ = [
+    "NON_ELEMENTWISE",
     "LinearLayer",
     "SoftmaxLayer",
     "CopyLayer",
@@ -62,6 +66,7 @@ class LinearLayer(_DropoutMixin):
 
     layer_options = {"n_out": None, "activation": None, "with_bias": True, "dropout": 0.0}
     accepts_sparse = True
+    growth_kind = "units"
 
     def output_info(self) -> DataInfo:
         n_out = self.opts["n_out"]
@@ -84,9 +89,18 @@ class LinearLayer(_DropoutMixin):
 
     def create_params(self) -> None:
         n_out = self.opts["n_out"]
-        self.add_param("W", (self.in_dim(), n_out), "glorot_uniform", split_info=[self.source_dims(), [n_out]])
+        self.add_param("W", (self.in_dim(), n_out), "glorot_uniform", split_info=[self.source_dims(), [n_out]],
+                       roles=("ids" if self.sources[0].sparse else "in", "out"))
         if self.opts["with_bias"]:
-            self.add_param("b", (n_out,), "zeros")
+            self.add_param("b", (n_out,), "zeros", roles=("out",))
+
+    def growth_activation(self) -> str | None:
+        return self._activation_name()
+
+    def identity_blocker(self) -> str | None:
+        if self.sources[0].sparse:
+            return "an embedding (a linear layer on ids) has no input features to pass through"
+        return None
 
     def forward(self, inputs: list[tf.Tensor], training: bool, logits: bool = False) -> tf.Tensor:
         w = self.params["W"]
@@ -116,6 +130,7 @@ class CopyLayer(_DropoutMixin):
 
     layer_options = {"dropout": 0.0}
     accepts_sparse = True
+    growth_kind = "pass"
 
     def output_info(self) -> DataInfo:
         self._init_dropout()
@@ -141,9 +156,21 @@ class ActivationLayer(NetLayer):
 
     layer_options = {"activation": REQUIRED}
 
+    @property
+    def growth_kind(self) -> str:  # type: ignore[override]
+        return "mix" if self.opts["activation"] in NON_ELEMENTWISE else "pass"
+
     def output_info(self) -> DataInfo:
         self._activation_fn = get_activation(self.name, self.opts["activation"])
         return DataInfo(dim=self.in_dim(), time=self.time())
+
+    def growth_activation(self) -> str | None:
+        return self.opts["activation"]
+
+    def identity_blocker(self) -> str | None:
+        if self.opts["activation"] in NON_ELEMENTWISE:
+            return f"activation {self.opts['activation']!r} normalises over all its input features"
+        return None
 
     def forward(self, inputs: list[tf.Tensor], training: bool, logits: bool = False) -> tf.Tensor:
         return self._activation_fn(self.concat(inputs))
@@ -154,6 +181,16 @@ class CombineLayer(NetLayer):
 
     layer_options = {"kind": REQUIRED, "activation": None}
     kinds = ("add", "sub", "mul")
+    growth_kind = "combine"
+
+    def growth_activation(self) -> str | None:
+        return self.opts["activation"]
+
+    def growth_nonneg(self, sources_nonneg: Any) -> bool:
+        act = self.opts["activation"]
+        if act in NONNEG_ACTIVATIONS:
+            return True
+        return act in (None, "linear", "identity") and self.opts["kind"] != "sub" and all(sources_nonneg)
 
     def output_info(self) -> DataInfo:
         kind = self.opts["kind"]
@@ -181,11 +218,15 @@ class LayerNormLayer(NetLayer):
     """Normalise the feature axis to zero mean / unit variance, then `* scale + bias` (RETURNN's layer_norm)."""
 
     layer_options = {"epsilon": 1e-6}
+    growth_kind = "mix"  # mean and variance over all features
 
     def create_params(self) -> None:
         dims = self.source_dims()
-        self.add_param("scale", (self.in_dim(),), "ones", split_info=[dims])
-        self.add_param("bias", (self.in_dim(),), "zeros", split_info=[dims])
+        self.add_param("scale", (self.in_dim(),), "ones", split_info=[dims], roles=("feature",))
+        self.add_param("bias", (self.in_dim(),), "zeros", split_info=[dims], roles=("feature",))
+
+    def identity_blocker(self) -> str | None:
+        return "layer_norm normalises over all its input features"
 
     def forward(self, inputs: list[tf.Tensor], training: bool, logits: bool = False) -> tf.Tensor:
         x = self.concat(inputs)
@@ -200,6 +241,7 @@ class BatchNormLayer(NetLayer):
     `momentum`), running statistics otherwise. Params as RETURNN's (param_version 2)."""
 
     layer_options = {"momentum": 0.1, "epsilon": 1e-3, "masked_time": None}
+    growth_kind = "pass"  # per feature
 
     def output_info(self) -> DataInfo:
         # masked_time (RETURNN; default True): padded frames are left out of the batch statistics.
@@ -213,10 +255,17 @@ class BatchNormLayer(NetLayer):
 
     def create_params(self) -> None:
         dims, n = [self.source_dims()], self.in_dim()
-        self.add_param("batch_norm/v2_mean", (n,), "zeros", split_info=dims, trainable=False)
-        self.add_param("batch_norm/v2_variance", (n,), "ones", split_info=dims, trainable=False)
-        self.add_param("batch_norm/v2_gamma", (n,), "ones", split_info=dims)
-        self.add_param("batch_norm/v2_beta", (n,), "zeros", split_info=dims)
+        feature = ("feature",)
+        self.add_param("batch_norm/v2_mean", (n,), "zeros", split_info=dims, trainable=False, roles=feature)
+        self.add_param("batch_norm/v2_variance", (n,), "ones", split_info=dims, trainable=False, roles=feature)
+        self.add_param("batch_norm/v2_gamma", (n,), "ones", split_info=dims, roles=feature)
+        self.add_param("batch_norm/v2_beta", (n,), "zeros", split_info=dims, roles=feature)
+
+    def identity_blocker(self) -> str | None:
+        return "batch_norm scales by the statistics of its input, so it does not start as the identity"
+
+    def growth_nonneg(self, sources_nonneg: Any) -> bool:
+        return False
 
     def forward(self, inputs: list[tf.Tensor], training: bool, logits: bool = False, seq_len: Any = None
                 ) -> tf.Tensor:
@@ -257,6 +306,7 @@ class ConvLayer(NetLayer):
         "use_time_mask": False,
     }
     keeps_time_length = False  # strides / "valid" padding change it
+    growth_kind = "units"
 
     def output_info(self) -> DataInfo:
         self.require_time()
@@ -278,10 +328,20 @@ class ConvLayer(NetLayer):
         n_out = self.opts["n_out"]
         self.add_param(
             "W", (self._filter, self.in_dim(), n_out), "glorot_uniform",
-            split_info=[[self._filter], self.source_dims(), [n_out]],
+            split_info=[[self._filter], self.source_dims(), [n_out]], roles=("fixed", "in", "out"),
         )
         if self.opts["with_bias"]:
-            self.add_param("bias", (n_out,), "zeros")
+            self.add_param("bias", (n_out,), "zeros", roles=("out",))
+
+    def growth_activation(self) -> str | None:
+        return self.opts["activation"]
+
+    def identity_blocker(self) -> str | None:
+        if self.opts["padding"] != "same" or self._strides != 1 or self._filter % 2 == 0:
+            return (f"a conv passes its input through only with padding 'same', strides 1 and an odd filter_size "
+                    f"(this one: padding {self.opts['padding']!r}, strides {self._strides}, filter_size "
+                    f"{self._filter})")
+        return None
 
     def forward(self, inputs: list[tf.Tensor], training: bool, logits: bool = False, seq_len: Any = None
                 ) -> tf.Tensor:

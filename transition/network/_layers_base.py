@@ -22,6 +22,14 @@ Protocol of a layer class (see `NetLayer`; register it with `register_layer_clas
   are then treated like the others, as RETURNN's linear layers do).
 - `out_seq_len(self, seq_len, output)`: the output's sequence lengths from the input's (default: the same when
   `keeps_time_length`, else every output frame is real; None when the output has no time axis).
+- Growth (copy modes "preserve" / "net2wider", see `network/_preserve.py`): `growth_kind` says how the output
+  features come from the input ones: "units" (the layer's own units; its params give each axis a role with
+  `add_param(..., roles=("in", "out"))`, see `params/_growth.py`), "pass" (each input feature passes on by itself,
+  the sources concatenated; per-feature params have the role "feature"), "combine" (elementwise across sources of
+  equal dims), "mix" (every output feature depends on all input features, e.g. layer norm) or "opaque" (the
+  default: unknown; such a layer must keep its input and params to keep its output). `growth_activation()` is the
+  elementwise function applied last, `identity_blocker()` says why a new layer of the class cannot start as the
+  identity (None: it can, given its activation), `growth_nonneg(sources_nonneg)` whether its output is >= 0.
 - The symbolic output in a Keras graph comes from `output_info()` (no tracing of `forward`): a dense output has the
   layer's compute dtype, sparse ids the sparse source's dtype (else `DataInfo.dtype` if an int type, else int32);
   the time length is kept unless `keeps_time_length` is False. Set `trace_output_spec = True` to have Keras trace
@@ -44,6 +52,7 @@ import tensorflow as tf
 
 from transition.errors import ConfigError, TransitionError, did_you_mean
 from transition.network._fast_init import as_tensor, draw_init
+from transition.params._growth import ROLES
 from transition.params._split import check_axis_splits, whole_axis_splits
 
 __all__ = [
@@ -58,6 +67,7 @@ __all__ = [
     "layer_class_names",
     "get_activation",
     "ACTIVATIONS",
+    "NONNEG_ACTIVATIONS",
 ]
 
 
@@ -130,6 +140,9 @@ ACTIVATIONS: dict[str, Callable[[tf.Tensor], tf.Tensor]] = {
     "exp": tf.exp,
     "log": tf.math.log,
 }
+
+
+NONNEG_ACTIVATIONS = ("relu", "sigmoid", "softplus", "softmax", "exp", "abs", "square", "relu6", "hard_sigmoid")
 
 
 def get_activation(layer_name: str, activation: Any) -> Callable[[tf.Tensor], tf.Tensor]:
@@ -247,6 +260,7 @@ class NetLayer(keras.layers.Layer):
     provides_logits: ClassVar[bool] = False
     keeps_time_length: ClassVar[bool] = True  # output frames = input frames (for the symbolic shape)
     trace_output_spec: ClassVar[bool] = False  # True: Keras traces `forward` for the symbolic output
+    growth_kind: ClassVar[str] = "opaque"  # "units" / "pass" / "combine" / "mix" / "opaque" (module docs)
 
     @classmethod
     def parse_options(cls, layer_name: str, layer_dict: Mapping[str, Any]) -> dict[str, Any]:
@@ -298,6 +312,7 @@ class NetLayer(keras.layers.Layer):
         setattr_(self, "param_shapes", {})
         setattr_(self, "split_info", {})
         setattr_(self, "param_initializers", {})
+        setattr_(self, "param_roles", {})  # param -> the role of each axis (growth), where the class gives them
         setattr_(self, "initialized_from_values", {})  # param -> weakref of the array it was created from
         setattr_(self, "_initial_values", dict(initial_values or {}))
         self._check_sources()
@@ -389,17 +404,24 @@ class NetLayer(keras.layers.Layer):
         split_info: Sequence[Sequence[int]] | None = None,
         trainable: bool = True,
         dtype: str = "float32",
+        roles: Sequence[str] | None = None,
     ) -> keras.Variable | None:
         """Create param `name` (relative to the layer, may contain "/"); None within `dry_params`.
 
         When the network was given an initial value of exactly this shape, the variable is created from it
-        (no random init, no extra copy) and the param is listed in `initialized_from_values`.
+        (no random init, no extra copy) and the param is listed in `initialized_from_values`. `roles`: the role of
+        each axis under "preserve" / "net2wider" ("in", "rec", "out", "feature", "fixed", "ids"; `params._growth`).
         """
         shape = tuple(int(d) for d in shape)
         if name in self.param_shapes:
             raise TransitionError(f"layer {self.name!r}: param {name!r} is created twice")
         info = [list(map(int, p)) for p in split_info] if split_info is not None else whole_axis_splits(shape)
         check_axis_splits(info, shape, f"layer {self.name!r}, param {name!r}")
+        if roles is not None:
+            if len(roles) != len(shape) or any(r not in ROLES for r in roles):
+                raise TransitionError(f"layer {self.name!r}, param {name!r}: roles {tuple(roles)} must give one of "
+                                      f"{ROLES} per axis of shape {shape}")
+            self.param_roles[name] = tuple(roles)
         init = keras.initializers.get(initializer)  # an unknown initializer is an error, also in a dry build
         self.param_shapes[name] = shape
         self.split_info[name] = info
@@ -515,6 +537,26 @@ class NetLayer(keras.layers.Layer):
         """The output from the source tensors (the pre-softmax logits if `logits` and `provides_logits`); add a
         `seq_len=None` parameter to get the sequence lengths."""
         raise NotImplementedError(f"layer class {type(self).__name__} does not implement forward()")
+
+    # -- growth (copy modes "preserve" / "net2wider") ----------------------------------------------------------
+
+    def growth_activation(self) -> str | None:
+        """The elementwise function the layer applies last (None: none)."""
+        return None
+
+    def identity_blocker(self) -> str | None:
+        """Why a new layer of this class cannot start as the identity of its input (None: it can, given its
+        activation)."""
+        if self.growth_kind in ("units", "pass"):
+            return None
+        return f"a {self.layer_dict.get('class')!r} layer does not pass its input through unchanged"
+
+    def growth_nonneg(self, sources_nonneg: Sequence[bool]) -> bool:
+        """Whether the output is >= 0 on every input (`sources_nonneg`: that of each source)."""
+        act = self.growth_activation()
+        if act in NONNEG_ACTIVATIONS:
+            return True
+        return self.growth_kind == "pass" and act in (None, "linear", "identity") and all(sources_nonneg)
 
 
 _TAKES_SEQ_LEN: dict[type, bool] = {}

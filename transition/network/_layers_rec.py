@@ -32,6 +32,7 @@ class RecLayer(NetLayer):
     """A unidirectional LSTM over the time axis (unit "lstm"), forward (direction 1) or backward (-1)."""
 
     layer_options = {"unit": REQUIRED, "n_out": REQUIRED, "direction": 1}
+    growth_kind = "units"
 
     def output_info(self) -> DataInfo:
         unit = self.opts["unit"]
@@ -46,9 +47,13 @@ class RecLayer(NetLayer):
         n = self.opts["n_out"]
         gates = [n, n, n, n]
         w, w_re, b = REC_PARAMS
-        self.add_param(w, (self.in_dim(), 4 * n), "glorot_uniform", split_info=[self.source_dims(), gates])
-        self.add_param(w_re, (n, 4 * n), "glorot_uniform", split_info=[[n], gates])
-        self.add_param(b, (4 * n,), "zeros", split_info=[gates])
+        self.add_param(w, (self.in_dim(), 4 * n), "glorot_uniform", split_info=[self.source_dims(), gates],
+                       roles=("in", "out"))
+        self.add_param(w_re, (n, 4 * n), "glorot_uniform", split_info=[[n], gates], roles=("rec", "out"))
+        self.add_param(b, (4 * n,), "zeros", split_info=[gates], roles=("out",))
+
+    def identity_blocker(self) -> str | None:
+        return "an LSTM does not pass its input through unchanged"
 
     def forward(self, inputs: list[tf.Tensor], training: bool, logits: bool = False, seq_len: Any = None
                 ) -> tf.Tensor:

@@ -51,6 +51,10 @@ class PoolLayer(NetLayer):
         "use_time_mask": False,
     }
     keeps_time_length = False
+    growth_kind = "pass"  # per feature
+
+    def identity_blocker(self) -> str | None:
+        return "pool changes the time axis"
 
     def output_info(self) -> DataInfo:
         self.require_time()
@@ -102,6 +106,10 @@ class ReduceLayer(NetLayer):
 
     layer_options = {"mode": REQUIRED, "axes": None, "axis": None, "keep_dims": False, "use_time_mask": None}
     keeps_time_length = False
+    growth_kind = "pass"  # per feature, over time
+
+    def identity_blocker(self) -> str | None:
+        return "reduce removes the time axis"
 
     def output_info(self) -> DataInfo:
         self.require_time()

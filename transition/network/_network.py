@@ -17,11 +17,14 @@ from transition.network._keras_wrap import (
     keras_input_keys,
     keras_inputs_are_dict,
     keras_layers,
+    layer_outputs_model,
 )
 from transition.network._layer import Layer
 from transition.network._layers_base import NetLayer
 from transition.network._losses import LossTerm, frame_mask, loss_term
-from transition.params._copy_modes import check_copy_param_mode
+from transition.network._feature_graph import graph_from_snapshot, graph_of_network
+from transition.network._preserve import layer_modes, plan_growth
+from transition.params._copy_modes import check_copy_param_mode, preserves
 from transition.params._report import ImportReport, ParamRecord, ParamStatus
 from transition.params._snapshot import ParamsSnapshot
 
@@ -65,6 +68,7 @@ class Network:
         self.time_keys: tuple[str, ...] = tuple(time_keys)  # inputs with a time axis ("<key>:seq_len" applies)
         self._extern_time_keys = tuple(extern_time_keys) or self.time_keys
         self.behavior_version = behavior_version
+        self._layer_outputs_model: Any = None
         self.initialized_from_values: tuple[tuple[str, str], ...] = tuple(
             (name, p)
             for name, layer in self.layers.items()
@@ -122,6 +126,7 @@ class Network:
         self.keras_model = None  # type: ignore[assignment]
         self._loss_model = None
         self._lengths_model = None
+        self._layer_outputs_model = None
 
     # -- params ------------------------------------------------------------------------------------------------
 
@@ -159,24 +164,37 @@ class Network:
         copy_param_mode: str | None = None,
         ignore_wrong_shape: bool = False,
         ignore_non_existing: bool = False,
+        *,
+        net2wider_noise: float = 0.01,
+        seed: Any = None,
         **importer_kwargs: Any,
     ) -> ImportReport:
         """Import a snapshot layer by layer (see `Layer.set_param_values_by_dict`) and take its global train step.
 
         A layer of the snapshot that this network lacks is an error unless `ignore_non_existing` (then its params
         are reported as ignored). Layers with params that the snapshot lacks keep their init and are reported.
+        Under "preserve" / "net2wider" (see `transition_network`) the network the snapshot came from is taken to be
+        this one with its layers at the snapshot's widths and without the layers whose params the snapshot lacks
+        (inserted on a path: they start as the identity); `seed` and `net2wider_noise` are net2wider's.
         """
         if not isinstance(snapshot, ParamsSnapshot):
             raise ConfigError(
                 f"set_params_by_serialized needs a ParamsSnapshot, got {type(snapshot).__name__}; wrap a dict with "
                 "ParamsSnapshot(values_dict=...)"
             )
+        mode = check_copy_param_mode(copy_param_mode)
+        growth = None
+        if preserves(mode):
+            graph = graph_of_network(self)
+            growth = plan_growth(graph_from_snapshot(graph, snapshot), graph, mode, modes=layer_modes(self),
+                                 seed=seed, noise=net2wider_noise).params
         return self.import_snapshot(
             snapshot,
-            check_copy_param_mode(copy_param_mode),
+            mode,
             ignore_wrong_shape,
             ignore_non_existing,
             lambda name, layer: importer_kwargs,
+            growth=growth,
         )
 
     def import_snapshot(
@@ -189,9 +207,12 @@ class Network:
         *,
         source: str = "the snapshot",
         target: str = "the network",
+        growth: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> ImportReport:
         """`set_params_by_serialized` with the importer keywords given per layer (`layer_kwargs(name, layer)`);
-        `source` / `target` name the two sides in errors and records."""
+        `source` / `target` name the two sides in errors and records; `growth` {layer: {param: growth}} as planned
+        by `network._preserve`."""
+        growth = growth or {}
         missing = [name for name in snapshot.values_dict if name not in self.layers]
         if missing and not ignore_non_existing:
             name = missing[0]
@@ -209,8 +230,13 @@ class Network:
                     ignore_wrong_shape=ignore_wrong_shape,
                     split_info=snapshot.split_info.get(name),
                     ignore_unknown=ignore_non_existing,
+                    growth=growth.get(name),
                     **layer_kwargs(name, layer),
                 )
+            elif name in growth:  # a new layer that starts as the identity
+                layer.reset_uncopied_initial_values()
+                report += layer.set_param_values_by_dict({}, copy_param_mode=copy_param_mode, growth=growth[name],
+                                                         **layer_kwargs(name, layer))
             else:
                 layer.reset_uncopied_initial_values()  # e.g. a transition callback removed the layer's entry
                 records += [
@@ -288,6 +314,16 @@ class Network:
 
     def __call__(self, inputs: Mapping[str, Any], training: bool = False) -> Any:
         return self.call(inputs, training=training)
+
+    def layer_outputs(self, inputs: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        """{layer: its output} on `inputs` (inference; every frame counts), for the top-level layers of the Keras
+        model that have one output; {} for a model without a graph. E.g. to find where two networks differ."""
+        if self._layer_outputs_model is None:
+            self._layer_outputs_model = layer_outputs_model(self.keras_model) or False
+        if self._layer_outputs_model is False:
+            return {}
+        outs = self._layer_outputs_model(self._feed(inputs), training=False)
+        return {name: np.asarray(value) for name, value in outs.items()}
 
     def output_lengths(self, inputs: Mapping[str, Any]) -> dict[str, tf.Tensor | None]:
         """{output layer: its sequence lengths [batch] (None without a time axis)} for these inputs."""

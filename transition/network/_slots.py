@@ -27,7 +27,7 @@ from transition.internal._keras_private import (
     optimizer_trainable_variables,
 )
 from transition.network._fast_init import alias_numpy, as_tensor, zeros_tensor
-from transition.params._copy_modes import import_layer_values, slot_copy_mode
+from transition.params._copy_modes import import_layer_values, slot_copy_mode, slot_growths
 from transition.params._report import ImportReport, ParamRecord, ParamStatus
 
 __all__ = ["SlotsSnapshot", "named_slot_variables", "snapshot_slots", "restore_slots"]
@@ -86,8 +86,10 @@ def restore_slots(
     param_report: ImportReport,
     *,
     old_split_info: Mapping[str, Mapping[str, list[list[int]]]] | None = None,
+    growth: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> tuple[Any, ImportReport]:
-    """Create the optimizer anew on `network.trainable_variables` and import the slots per `param_report`.
+    """Create the optimizer anew on `network.trainable_variables` and import the slots per `param_report`
+    (`growth`: the params' growths of a "preserve" / "net2wider" transition, which their slots follow).
 
     Returns the new optimizer and a report with one record per slot variable, named "param [slot]".
     """
@@ -103,16 +105,17 @@ def restore_slots(
     for slot, layer, param, slot_var in named_slot_variables(optimizer, network):
         old = snapshot.slots.get(slot, {}).get(layer, {}).get(param)
         records += _restore_slot(slot, layer, param, slot_var, old, status.get((layer, param)),
-                                 old_split_info.get(layer), new_split_info.get(layer))
+                                 old_split_info.get(layer), new_split_info.get(layer), (growth or {}).get(layer))
     return optimizer, ImportReport(tuple(records))
 
 
 def _restore_slot(slot: str, layer: str, param: str, slot_var: Any, old: np.ndarray | None, rec: ParamRecord | None,
-                  old_split_info: Any, new_split_info: Any) -> list[ParamRecord]:
+                  old_split_info: Any, new_split_info: Any, growth: Any) -> list[ParamRecord]:
     """Import one old slot value as its param was imported; the records are named "param [slot]"."""
     label = f"{param} [{slot}]"
     shape = tuple(int(d) for d in slot_var.shape)
-    if rec is None or old is None or rec.status not in (ParamStatus.COPIED, ParamStatus.PARTLY_COPIED):
+    copied = (ParamStatus.COPIED, ParamStatus.PARTLY_COPIED, ParamStatus.PRESERVED)
+    if rec is None or old is None or rec.status not in copied:
         why = "no old slot" if old is None else f"param {rec.status.value if rec else 'not imported'}"
         return [ParamRecord(layer, label, ParamStatus.KEPT_INIT, None if old is None else old.shape, shape, why)]
     to_assign, recs = import_layer_values(
@@ -124,6 +127,7 @@ def _restore_slot(slot: str, layer: str, param: str, slot_var: Any, old: np.ndar
         ignore_wrong_shape=True,
         old_split_info=old_split_info,
         new_split_info=new_split_info,
+        growth=slot_growths({param: growth[param]} if growth and param in growth else None),
     )
     if param in to_assign:  # a whole old slot: its tensor is shared, not copied
         slot_var.assign(as_tensor(to_assign[param], slot_var.dtype))

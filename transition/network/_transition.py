@@ -2,7 +2,9 @@
 
 The new network is a net dict or a built Keras model; both go through the same import (`Layer.
 set_param_values_by_dict`, the copy modes of `transition.params`). For net dicts, params that are copied whole are
-created directly from the snapshot (no random init paid, no extra copy).
+created directly from the snapshot (no random init paid, no extra copy). Under "preserve" / "net2wider" the growth
+is planned from both networks' graphs before the old one is released (`_preserve.py`; a refused growth leaves the
+old network as it was); `verify_inputs` checks the outputs (`_verify.py`).
 Optimizer slots (e.g. Adam moments) travel with the same copy rules (see `_slots.py`).
 """
 
@@ -18,10 +20,13 @@ import numpy as np
 
 from transition.errors import ConfigError, did_you_mean
 from transition.netdict._netdict import NetDictDiff, diff_net_dicts, is_layer_key
+from transition.network._feature_graph import FeatureGraph, graph_of_net_dict, graph_of_network
 from transition.network._keras_wrap import diff_architectures, is_keras_model, keras_architecture
 from transition.network._network import Network
+from transition.network._preserve import GrowthPlan, layer_modes, plan_growth
 from transition.network._slots import SlotsSnapshot, restore_slots, snapshot_slots
-from transition.params._copy_modes import check_copy_param_mode, may_create_from_old, resets
+from transition.network._verify import DEFAULT_TOLERANCE, Recording, compare_outputs, record_outputs
+from transition.params._copy_modes import check_copy_param_mode, may_create_from_old, preserves, resets
 from transition.params._report import ImportReport
 from transition.params._snapshot import ParamsSnapshot
 
@@ -37,7 +42,9 @@ class TransitionResult:
     optimizer: Any = None
     slots_report: ImportReport | None = None
     diff: NetDictDiff | None = None
-    timings: Mapping[str, float] = attrs.field(factory=dict)  # seconds: snapshot, release, build, import, slots
+    timings: Mapping[str, float] = attrs.field(factory=dict)  # seconds: snapshot, release, build, import (with
+    # the output check of verify_inputs), slots
+    plan: GrowthPlan | None = None  # "preserve" / "net2wider": how every param grew
 
 
 def transition_network(
@@ -52,6 +59,10 @@ def transition_network(
     ignore_wrong_shape: bool = False,
     ignore_non_existing: bool = True,
     custom_param_importers: Mapping[str, Callable[..., Any] | str] | None = None,
+    verify_inputs: Any = None,
+    verify_tolerance: float = DEFAULT_TOLERANCE,
+    net2wider_noise: float = 0.01,
+    seed: Any = None,
 ) -> TransitionResult:
     """Make the network for `epoch` and import the old network's params into it.
 
@@ -71,9 +82,56 @@ def transition_network(
     or not built yet), a new optimizer of the same class with the same config and iteration count is built on the
     new network and its slots are imported (see `_slots.py`). A rebuilt net dict has the old network's
     behavior_version.
+
+    "preserve" / "net2wider" keep what the network computes (`_preserve.py`; where they cannot, e.g. a new tanh
+    layer on a path, a ConfigError before anything changes); `seed` (default: the epoch) and `net2wider_noise` are
+    net2wider's. `verify_inputs` (a batch) runs both networks: the largest output difference goes into
+    `report.output_check`, above `verify_tolerance` (relative) an OutputChangedError naming the first moved layer.
     """
-    to_keras = is_keras_model(new_network)
-    if not to_keras:
+    mode = _mode_of(new_network, extern_data, copy_param_mode)
+    importers = dict(custom_param_importers or {})
+    timings: dict[str, float] = {}
+
+    t = time.perf_counter()
+    behavior_version = getattr(old_network, "behavior_version", None)  # the new net keeps the old one's
+    wrapped = Network.from_keras(new_network) if is_keras_model(new_network) else None
+    check = _Check.before(old_network, new_network, wrapped, extern_data, behavior_version, mode, importers,
+                          verify_inputs, verify_tolerance, epoch if seed is None else seed, net2wider_noise)
+    snapshot = old_network.get_params_serialized()
+    slots: SlotsSnapshot | None = snapshot_slots(optimizer, old_network) if optimizer is not None else None
+    old_layer_dicts = dict(old_network.net_dict) if old_network.net_dict is not None else {}
+    diff = _diff(old_network, new_network)
+    timings["snapshot"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    if callable(getattr(old_network, "release", None)):
+        old_network.release()
+    del old_network, optimizer  # no gc.collect() (~1 s in a TF process): the snapshot aliases the memory anyway
+    timings["release"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    new = _new_network(new_network, extern_data, snapshot, mode, importers, behavior_version, wrapped)
+    timings["build"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    if init_new_network_callback is not None:
+        init_new_network_callback(new_epoch=epoch, new_network=new, old_network_params=snapshot)
+    growth = check.plan.params if check.plan is not None else None
+    report = _import(new, snapshot, mode, ignore_wrong_shape, ignore_non_existing, epoch, old_layer_dicts, growth)
+    report = check.after(new, verify_inputs, report)  # the output check, where verify_inputs asks for it
+    timings["import"] = time.perf_counter() - t
+    new_optimizer, slots_report = None, None
+    if slots is not None:
+        t = time.perf_counter()
+        new_optimizer, slots_report = restore_slots(slots, new, report, old_split_info=snapshot.split_info,
+                                                    growth=growth)
+        timings["slots"] = time.perf_counter() - t
+    return TransitionResult(new, report, new_optimizer, slots_report, diff, timings, check.plan)
+
+
+def _mode_of(new_network: Any, extern_data: Mapping[str, Any] | None, copy_param_mode: str | None) -> str | None:
+    """The transition's copy mode (the option, else a net dict's "#copy_param_mode"), the new network checked."""
+    if not is_keras_model(new_network):
         if not isinstance(new_network, Mapping):
             raise ConfigError(f"transition_network: the new network must be a net dict or a built keras.Model, got "
                               f"{type(new_network).__name__}")
@@ -81,44 +139,53 @@ def transition_network(
             raise ConfigError("transition_network: a net dict needs extern_data (the data keys it reads)")
         if copy_param_mode is None:
             copy_param_mode = new_network.get("#copy_param_mode")
-    mode = check_copy_param_mode(copy_param_mode, "copy_param_mode of the transition")
-    importers = dict(custom_param_importers or {})
-    timings: dict[str, float] = {}
+    return check_copy_param_mode(copy_param_mode, "copy_param_mode of the transition")
 
-    t = time.perf_counter()
-    behavior_version = getattr(old_network, "behavior_version", None)  # the new net keeps the old one's
-    snapshot = old_network.get_params_serialized()
-    slots: SlotsSnapshot | None = None
-    if optimizer is not None:
-        slots = snapshot_slots(optimizer, old_network)
-    old_layer_dicts = dict(old_network.net_dict) if old_network.net_dict is not None else {}
-    diff = _diff(old_network, new_network)
-    timings["snapshot"] = time.perf_counter() - t
 
-    t = time.perf_counter()
-    release = getattr(old_network, "release", None)
-    if callable(release):
-        release()
-    del old_network, optimizer, release  # no gc.collect(): it costs ~1 s in a TF process; the snapshot aliases
-    # the old variables' memory anyway, so freeing them earlier would not lower the peak
-    timings["release"] = time.perf_counter() - t
+@attrs.frozen(eq=False)
+class _Check:
+    """What a transition plans and records before the old network is released: the growth plan ("preserve" /
+    "net2wider"), the old network's outputs on `verify_inputs`, the new network's graph."""
 
-    t = time.perf_counter()
-    new = _new_network(new_network, extern_data, snapshot, mode, importers, behavior_version)
-    timings["build"] = time.perf_counter() - t
+    plan: GrowthPlan | None = None
+    recording: Recording | None = None
+    new_graph: FeatureGraph | None = None
+    tolerance: float = DEFAULT_TOLERANCE
+    where: GrowthPlan | None = None  # where the old features are in the new network (for the output check)
 
-    t = time.perf_counter()
-    if init_new_network_callback is not None:
-        init_new_network_callback(new_epoch=epoch, new_network=new, old_network_params=snapshot)
-    report = _import(new, snapshot, mode, ignore_wrong_shape, ignore_non_existing, epoch, old_layer_dicts)
-    timings["import"] = time.perf_counter() - t
+    @classmethod
+    def before(cls, old_network: Network, new_network: Any, wrapped: Network | None,
+               extern_data: Mapping[str, Any] | None, behavior_version: int | None, mode: str | None,
+               importers: Mapping[str, Any], verify_inputs: Any, tolerance: Any, seed: Any, noise: float) -> _Check:
+        if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not tolerance >= 0:
+            raise ConfigError(f"verify_tolerance must be a number >= 0 (relative), got {tolerance!r}")
+        if not preserves(mode) and verify_inputs is None:
+            return cls()
+        new_graph = graph_of_network(wrapped) if wrapped is not None else graph_of_net_dict(
+            new_network, extern_data or {}, behavior_version)  # a net dict's without building it
+        old_graph = graph_of_network(old_network)
+        plan = None
+        if preserves(mode):
+            modes = layer_modes(new_network if wrapped is None else wrapped, importers)  # the layers' own modes
+            plan = plan_growth(old_graph, new_graph, mode, modes=modes, seed=seed, noise=noise)
+        if verify_inputs is None:
+            return cls(plan, None, new_graph, float(tolerance))
+        recording = record_outputs(old_network, verify_inputs, old_graph.outputs)
+        return cls(plan, recording, new_graph, float(tolerance),
+                   plan or plan_growth(old_graph, new_graph, "preserve", strict=False))
 
-    new_optimizer, slots_report = None, None
-    if slots is not None:
-        t = time.perf_counter()
-        new_optimizer, slots_report = restore_slots(slots, new, report, old_split_info=snapshot.split_info)
-        timings["slots"] = time.perf_counter() - t
-    return TransitionResult(new, report, new_optimizer, slots_report, diff, timings)
+    def after(self, new: Network, verify_inputs: Any, report: ImportReport) -> ImportReport:
+        """The report with the output check of the new network (OutputChangedError above the tolerance); as it
+        is without `verify_inputs`."""
+        if self.recording is None or self.new_graph is None:
+            return report
+        graph = self.new_graph
+        check = compare_outputs(self.recording, record_outputs(new, verify_inputs, graph.outputs),
+                                tolerance=self.tolerance, order=list(graph.nodes),
+                                features=self.where.features if self.where is not None else None, report=report,
+                                sources={name: node.sources for name, node in graph.nodes.items()})
+        return attrs.evolve(report, output_check=check)
+
 
 
 def _diff(old_network: Network, new_network: Any) -> NetDictDiff | None:
@@ -129,10 +196,11 @@ def _diff(old_network: Network, new_network: Any) -> NetDictDiff | None:
 
 
 def _new_network(new_network: Any, extern_data: Mapping[str, Any] | None, snapshot: ParamsSnapshot,
-                 mode: str | None, importers: Mapping[str, Any], behavior_version: int | None) -> Network:
-    """Wrap the Keras model, or build the net dict with the old values that the import would copy whole."""
-    if is_keras_model(new_network):
-        new = Network.from_keras(new_network)
+                 mode: str | None, importers: Mapping[str, Any], behavior_version: int | None,
+                 wrapped: Network | None) -> Network:
+    """The wrapped Keras model, or the net dict built with the old values that the import would copy whole."""
+    if wrapped is not None:
+        new = wrapped
         _check_names_carry_over(snapshot, new, mode)
     else:
         # A callback may replace or remove snapshot entries after the build (the arrays themselves are read-only):
@@ -187,6 +255,7 @@ def _import(
     ignore_non_existing: bool,
     epoch: int,
     old_layer_dicts: Mapping[str, Any],
+    growth: Mapping[str, Mapping[str, Any]] | None,
 ) -> ImportReport:
     """Like `Network.set_params_by_serialized`, but gives each layer's importer its own old layer dict."""
 
@@ -200,5 +269,5 @@ def _import(
 
     return network.import_snapshot(
         snapshot, mode, ignore_wrong_shape, ignore_non_existing, layer_kwargs,
-        source="the old network", target="the new network",
+        source="the old network", target="the new network", growth=growth,
     )

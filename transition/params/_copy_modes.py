@@ -2,7 +2,11 @@
 
 Copy modes follow RETURNN: None (shapes must match), "ifpossible" (copy where the shape matches, keep the fresh
 init elsewhere), "subset" (copy the overlap of each split part, keep the init for the rest), "reset" (keep the
-fresh init everywhere). A layer's `custom_param_importer` is either a function (it replaces the copy) or a copy mode
+fresh init everywhere); and two of our own that keep what the network computes: "preserve" (the old values copied
+as with "subset", the new parts set so that the output is unchanged: zero outgoing weights of new units, identity
+for new layers on a path) and "net2wider" (new units copy randomly chosen old units, their outgoing weights divided
+among the copies). Both need the network's graph, which `network/_preserve.py` reads into a `ParamGrowth` per
+param (`params/_growth.py`); without one (e.g. loading a checkpoint) they copy as "subset". A layer's `custom_param_importer` is either a function (it replaces the copy) or a copy mode
 string (that layer's mode, overriding the caller's). Loading (`checkpoint`), the network's import, the transition
 and the optimizer slots all decide through the functions here.
 """
@@ -22,6 +26,7 @@ from transition.errors import (
     TransitionError,
     did_you_mean,
 )
+from transition.params._growth import IdentityInit, ParamGrowth, grow_value, identity_value, slot_growth
 from transition.params._report import ParamRecord, ParamStatus
 from transition.params._snapshot import SplitInfo
 from transition.params._split import (
@@ -33,6 +38,7 @@ from transition.params._split import (
 
 __all__ = [
     "COPY_PARAM_MODES",
+    "PRESERVING_MODES",
     "Action",
     "CopyDecision",
     "LayerImport",
@@ -40,22 +46,30 @@ __all__ = [
     "decide_copy",
     "layer_import",
     "may_create_from_old",
+    "preserves",
     "resets",
     "slot_copy_mode",
     "import_layer_values",
 ]
 
-COPY_PARAM_MODES = (None, "ifpossible", "subset", "reset")
+COPY_PARAM_MODES = (None, "ifpossible", "subset", "reset", "preserve", "net2wider")
+PRESERVING_MODES = ("preserve", "net2wider")  # the output of the network stays what it was
+_MODES_TEXT = "None, 'ifpossible', 'subset', 'reset', 'preserve', 'net2wider'"
 
 Shape = tuple[int, ...]
 
 
 def check_copy_param_mode(copy_param_mode: Any, where: str = "copy_param_mode") -> str | None:
-    """Return the mode if it is one of None, "ifpossible", "subset", "reset"; else raise ConfigError."""
+    """Return the mode if it is one of `COPY_PARAM_MODES`; else raise ConfigError."""
     if copy_param_mode in COPY_PARAM_MODES and (copy_param_mode is None or isinstance(copy_param_mode, str)):
         return copy_param_mode
     hint = did_you_mean(copy_param_mode, [m for m in COPY_PARAM_MODES if m]) if isinstance(copy_param_mode, str) else ""
-    raise ConfigError(f"unknown {where} {copy_param_mode!r}{hint}; use one of None, 'ifpossible', 'subset', 'reset'")
+    raise ConfigError(f"unknown {where} {copy_param_mode!r}{hint}; use one of {_MODES_TEXT}")
+
+
+def preserves(mode: str | None) -> bool:
+    """Whether the copy mode keeps the network's output ("preserve", "net2wider")."""
+    return check_copy_param_mode(mode) in PRESERVING_MODES
 
 
 @attrs.frozen
@@ -92,7 +106,7 @@ class Action(enum.Enum):
     """What the copy mode does with one param that has an old value."""
 
     COPY = "copy"  # the old value as it is
-    PARTIAL = "partial"  # the overlap of each split part ("subset")
+    PARTIAL = "partial"  # the overlap of each split part ("subset"; "preserve" / "net2wider" without a growth)
     KEEP_INIT = "keep init"  # the fresh init
     MISMATCH = "mismatch"  # an error: the caller raises ShapeMismatchError with `why` and `hint`
 
@@ -114,25 +128,36 @@ def decide_copy(old_shape: Shape, new_shape: Shape, mode: str | None, *, ignore_
         return CopyDecision(Action.KEEP_INIT, "copy_param_mode='reset'")
     if old_shape == new_shape:
         return CopyDecision(Action.COPY)
-    if mode == "subset" and len(old_shape) == len(new_shape):
+    partial_modes = ("subset", *PRESERVING_MODES)
+    if mode in partial_modes and len(old_shape) == len(new_shape):
         return CopyDecision(Action.PARTIAL)
     if mode == "ifpossible":
         return CopyDecision(Action.KEEP_INIT, "shape differs, copy_param_mode='ifpossible'")
-    if mode == "subset":
-        why = f"copy_param_mode='subset' needs the same number of dims, got {old_shape} -> {new_shape}"
+    if mode in partial_modes:
+        why = f"copy_param_mode={mode!r} needs the same number of dims, got {old_shape} -> {new_shape}"
     else:
         why = f"shape mismatch {old_shape} -> {new_shape}"
     if ignore_wrong_shape:
         return CopyDecision(Action.KEEP_INIT, why + ", ignore_wrong_shape=True")
-    hint = ('use copy_param_mode="ifpossible" to keep the fresh init, or "subset" to copy the overlapping part'
+    hint = ('use copy_param_mode="ifpossible" to keep the fresh init, "subset" to copy the overlapping part, or '
+            '"preserve" to copy it and keep what the network computes'
             if mode is None else "reshape the old value or use copy_param_mode='ifpossible' / ignore_wrong_shape=True")
     return CopyDecision(Action.MISMATCH, why, hint)
 
 
 def slot_copy_mode(param_status: ParamStatus, old_shape: Shape, new_shape: Shape) -> str | None:
-    """The copy mode of an optimizer slot: whole where its param was copied whole, else "subset" (the slot follows
-    its param's partial copy)."""
+    """The copy mode of an optimizer slot: whole where its param was copied whole, "preserve" where its param was
+    preserved (with `slot_growths`: the old slot values where the param's old values went, zero for the new parts),
+    else "subset" (the slot follows its param's partial copy)."""
+    if param_status is ParamStatus.PRESERVED:
+        return "preserve"
     return None if param_status is ParamStatus.COPIED and tuple(old_shape) == tuple(new_shape) else "subset"
+
+
+def slot_growths(growth: Mapping[str, Any] | None) -> dict[str, ParamGrowth]:
+    """The growths of a layer's optimizer slots from its params' growths (see `slot_growth`); a new layer's
+    identity init has none (its slots start fresh)."""
+    return {p: slot_growth(g) for p, g in (growth or {}).items() if isinstance(g, ParamGrowth)}
 
 
 def import_layer_values(
@@ -147,13 +172,16 @@ def import_layer_values(
     new_split_info: SplitInfo | None = None,
     already_initialized: Collection[str] = frozenset(),
     ignore_unknown: bool = False,
+    growth: Mapping[str, ParamGrowth | IdentityInit] | None = None,
 ) -> tuple[dict[str, np.ndarray], list[ParamRecord]]:
     """Decide, for one layer, which arrays to assign to its params.
 
     `values`: the old values {param: array}; `new_shapes`: the new params' shapes; `get_new_value(param)`: the
     fresh init (called only when needed); `already_initialized`: params whose variable was created from the old
     value (not assigned again). Old params unknown to the layer are an error naming them, unless
-    `ignore_unknown` (then recorded as ignored). New params without an old value keep their init.
+    `ignore_unknown` (then recorded as ignored). New params without an old value keep their init. Under
+    "preserve" / "net2wider", `growth` {param: ParamGrowth or IdentityInit} (from the network's graph) says how a
+    param keeps the network's function; a param without one is copied as with "subset".
     Returns ({param: array to assign}, records in the order of `new_shapes`, then the ignored ones).
     """
     mode = check_copy_param_mode(copy_param_mode)
@@ -161,13 +189,27 @@ def import_layer_values(
     ignored = _unknown_params(layer_name, values, new_shapes, ignore_unknown)
     to_assign: dict[str, np.ndarray] = {}
     records: list[ParamRecord] = []
+    growth = growth if mode in PRESERVING_MODES and growth else {}
     for param, new_shape in new_shapes.items():
+        grow = growth.get(param)
+        what = f"layer {layer_name!r}, param {param!r}"
         if param not in values:
-            records.append(ParamRecord(layer_name, param, ParamStatus.KEPT_INIT, None, new_shape,
-                                       "new param (no old value)"))
+            if isinstance(grow, IdentityInit):
+                to_assign[param], how = identity_value(grow, get_new_value(param), what)
+                records.append(ParamRecord(layer_name, param, ParamStatus.PRESERVED, None, new_shape, how))
+            else:
+                records.append(ParamRecord(layer_name, param, ParamStatus.KEPT_INIT, None, new_shape,
+                                           "new param (no old value)"))
             continue
         old = values[param]
         old_shape = tuple(int(d) for d in np.shape(old))
+        if isinstance(grow, ParamGrowth) and not grow.is_trivial(old_shape):
+            if grow.shape != new_shape:
+                raise TransitionError(f"{what}: the growth makes shape {grow.shape} but the param has {new_shape}; "
+                                      "this is a bug in the caller")
+            to_assign[param], how = grow_value(grow, np.asarray(old), get_new_value(param), what)
+            records.append(ParamRecord(layer_name, param, ParamStatus.PRESERVED, old_shape, new_shape, how))
+            continue
         if param in already_initialized:
             status, reason, value = _created_from_old(layer_name, param, old_shape, new_shape, mode, get_new_value)
         else:
@@ -230,6 +272,8 @@ def _import_one(layer_name, param, old, old_shape, new_shape, mode, ignore_wrong
             f"layer {layer_name!r}, param {param!r}: the fresh init has shape {tuple(fresh.shape)} but the param has "
             f"shape {new_shape}"
         )
+    if mode in PRESERVING_MODES:
+        how += f" ({mode}: no growth rule for this param, copied as with 'subset')"
     return ParamStatus.PARTLY_COPIED, f"subset {how}", copy_with_new_split_axes(old_splits, new_splits,
                                                                                 np.asarray(old), fresh)
 

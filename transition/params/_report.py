@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 
 import attrs
 
 from transition.errors import ConfigError, did_you_mean
 
-__all__ = ["ParamStatus", "ParamRecord", "ImportReport"]
+__all__ = ["ParamStatus", "ParamRecord", "ImportReport", "OutputCheck"]
 
 
 class ParamStatus(enum.Enum):
@@ -16,6 +17,7 @@ class ParamStatus(enum.Enum):
 
     COPIED = "copied"
     PARTLY_COPIED = "partly copied"
+    PRESERVED = "preserved"  # copy modes "preserve" / "net2wider": the reason says how (zero outgoing, identity, ...)
     KEPT_INIT = "kept init"
     CUSTOM = "custom importer"
     IGNORED = "ignored"
@@ -39,15 +41,42 @@ class ParamRecord:
 
 
 @attrs.frozen
+class OutputCheck:
+    """What a transition's `verify_inputs` measured: the largest difference between the old and the new network's
+    outputs on that batch (relative: over the largest old output value of that output layer)."""
+
+    max_abs_diff: float
+    max_rel_diff: float
+    tolerance: float
+    output: str  # the output layer with the largest relative difference
+    examples: int  # the batch size
+    # where the batch has the targets of the losses: {"<layer> loss" / "<layer> error": (before, after)}
+    scores: Mapping[str, tuple[float, float]] = attrs.field(factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        """Whether the outputs stayed within the tolerance."""
+        return self.max_rel_diff <= self.tolerance
+
+    def __str__(self) -> str:
+        text = (f"outputs checked on {self.examples} examples: largest difference {self.max_abs_diff:.3g} "
+                f"(relative {self.max_rel_diff:.3g}, tolerance {self.tolerance:g}) in {self.output!r}")
+        return text + "".join(f"; {name} {a:.4g} -> {b:.4g}" for name, (a, b) in self.scores.items())
+
+
+@attrs.frozen
 class ImportReport:
-    """Per param: copied, partly copied, kept its init (and why), custom-imported or ignored."""
+    """Per param: copied, partly copied, preserved (and how), kept its init (and why), custom-imported or ignored;
+    after a transition with `verify_inputs`, the output check."""
 
     records: tuple[ParamRecord, ...] = ()
+    output_check: OutputCheck | None = None
 
     def __add__(self, other: ImportReport) -> ImportReport:
         if not isinstance(other, ImportReport):
             return NotImplemented
-        return ImportReport(self.records + other.records)
+        check = self.output_check if self.output_check is not None else other.output_check
+        return ImportReport(self.records + other.records, check)
 
     def __len__(self) -> int:
         return len(self.records)
@@ -67,6 +96,10 @@ class ImportReport:
         )
 
     def __str__(self) -> str:
+        text = self._table()
+        return text if self.output_check is None else f"{text}\n{self.output_check}"
+
+    def _table(self) -> str:
         if not self.records:
             return "import report: no params"
         rows = [("param", "status", "old shape", "new shape", "reason")]

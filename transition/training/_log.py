@@ -15,7 +15,8 @@ __all__ = ["transition_summary", "format_epoch_line"]
 
 def transition_summary(result: TransitionResult) -> str:
     """`transition +l3,~output (params: 4 copied, 2 kept_init; custom importer in output)`: layers added (+),
-    removed (-) and changed (~), and the params by outcome."""
+    removed (-) and changed (~), the params by outcome, and with `verify_inputs` the largest output difference
+    (`checked on 300 examples: max output diff 2.4e-07, output error 0.07 -> 0.07`)."""
     parts = []
     diff = getattr(result, "diff", None)
     if diff is not None:
@@ -32,6 +33,12 @@ def transition_summary(result: TransitionResult) -> str:
         if hooks:
             text += "; custom importer in " + ",".join(hooks)
         text += ")"
+    check = result.report.output_check
+    if check is not None:
+        text += f" checked on {check.examples} examples: max output diff {check.max_abs_diff:.2g}"
+        errors = [(name, ab) for name, ab in check.scores.items() if name.endswith(" error")]
+        if errors:
+            text += f", {errors[0][0]} {errors[0][1][0]:.4g} -> {errors[0][1][1]:.4g}"
     return text
 
 

@@ -66,7 +66,7 @@ from transition.training._optimizer_state import (
     optimizer_factory,
     set_learning_rate,
 )
-from transition.training._options import ManagerOptions
+from transition.training._options import ManagerOptions, growth_options
 from transition.training._precheck import check_schedule
 from transition.training._preempt import PREEMPTED_EXIT_CODE, PreemptionHandler
 
@@ -508,6 +508,7 @@ class TransitionManager:
                 copy_param_mode=self.copy_param_mode_for(epoch, new),
                 init_new_network_callback=self.init_new_network_callback, optimizer=self._optimizer,
                 custom_param_importers=importers_for(self.options.custom_param_importers, new),
+                **growth_options(self.options, epoch),
             )
         optimizer = result.optimizer if result.optimizer is not None else self._build.optimizer(result.network)
         self._network = self._optimizer = None

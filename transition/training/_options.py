@@ -16,7 +16,7 @@ import attrs
 from transition.errors import ConfigError, did_you_mean
 from transition.params._copy_modes import COPY_PARAM_MODES
 
-__all__ = ["Check", "ManagerOptions", "CONFIG", "HELP"]
+__all__ = ["Check", "ManagerOptions", "CONFIG", "HELP", "growth_options"]
 
 CONFIG = "transition.config"  # metadata key: the config file's name of the option (None: API only)
 HELP = "transition.help"  # metadata key: one line for people
@@ -66,7 +66,10 @@ def _is_keras_model(v: Any) -> bool:
 
 NETWORK = Check(lambda v: isinstance(v, Mapping) or _is_keras_model(v), "a net dict or a built keras.Model")
 COPY_MODE = Check(lambda v: isinstance(v, str) and v in COPY_PARAM_MODES,
-                  "one of None, 'ifpossible', 'subset', 'reset'")
+                  "one of " + ", ".join(repr(m) for m in COPY_PARAM_MODES))
+FRACTION = Check(lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < 1,
+                 "a number in [0, 1)")
+TOLERANCE = Check(lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0, "a number >= 0")
 IMPORTERS = Check(lambda v: isinstance(v, Mapping) and all(
     isinstance(k, str) and (callable(f) or (isinstance(f, str) and f in COPY_PARAM_MODES)) for k, f in v.items()),
     "a dict {layer name: function or copy mode string}")
@@ -116,7 +119,15 @@ class ManagerOptions:
     save_every_n_steps: int | None = _option(None, POS_INT, help="also save within an epoch every N (global) steps")
     seed: int = _option(42, INT, config="random_seed", help="seed of Python, numpy, TF and the data shuffle")
     copy_param_mode: str | None = _option(None, COPY_MODE, help="copy mode of every transition whose schedule "
-                                          "(or net dict) sets none: None, 'ifpossible', 'subset', 'reset'")
+                                          "(or net dict) sets none: None, 'ifpossible', 'subset', 'reset', "
+                                          "'preserve' or 'net2wider' (these two keep what the network computes)")
+    verify_inputs: Any = _option(None, ANY, help="a batch (as the network takes it, e.g. {'data': array}) or a "
+                                 "function of the epoch giving one: each transition runs the old and the new network "
+                                 "on it and reports the largest output difference (an error above verify_tolerance)")
+    verify_tolerance: float = _option(1e-5, TOLERANCE, help="the largest relative output difference "
+                                      "verify_inputs allows at a transition")
+    net2wider_noise: float = _option(0.01, FRACTION, help="net2wider: the relative spread of the shares of a "
+                                     "copied unit's outgoing weights (they still add up; breaks the copies' symmetry)")
     custom_param_importers: Mapping[str, Any] | None = _option(
         None, IMPORTERS, help="{layer name: custom_param_importer} (RETURNN's signature), e.g. for Keras layers")
     init_new_network_callback: Callable[..., Any] | None = _option(
@@ -165,3 +176,11 @@ class ManagerOptions:
             if key is not None:
                 out[field.name if key is True else key] = field
         return out
+
+
+def growth_options(options: ManagerOptions, epoch: int) -> dict[str, Any]:
+    """The keywords of `transition_network` that the options give for the transition into `epoch`: the check
+    (`verify_inputs`, called with the epoch where it is a function), net2wider's noise and seed (from the job's)."""
+    batch = options.verify_inputs(epoch) if callable(options.verify_inputs) else options.verify_inputs
+    return {"verify_inputs": batch, "verify_tolerance": options.verify_tolerance,
+            "net2wider_noise": options.net2wider_noise, "seed": (options.seed % 2**32, epoch)}

@@ -14,6 +14,7 @@ from transition.params._report import ParamStatus
 from transition.training._config import load_config
 from transition.training._log import transition_summary
 from transition.training._manager import TransitionManager
+from transition.training._options import growth_options
 
 __all__ = ["plan_lines"]
 
@@ -56,10 +57,13 @@ def plan_lines(config: str | Mapping[str, Any], overrides: Mapping[str, Any] | S
             continue
         hook = mgr.init_new_network_callback
         result = transition_network(network, new, extern_data=mgr.extern_data, epoch=epoch,
-                                    copy_param_mode=mgr.copy_param_mode_for(epoch), init_new_network_callback=hook)
+                                    copy_param_mode=mgr.copy_param_mode_for(epoch), init_new_network_callback=hook,
+                                    **growth_options(mgr.options, epoch))
         network = result.network
         lines.append(f"epoch {epoch}: {transition_summary(result)}")
         lines += ["    " + line for line in str(diff).splitlines()]
+        if result.report.output_check is not None:
+            lines.append(f"    {result.report.output_check}")
         if hook is not None:
             lines.append(f"    init_new_network_callback {getattr(hook, '__name__', hook)!r} runs before the import "
                          "(it may set any param, e.g. those of new layers)")
@@ -72,6 +76,8 @@ def plan_lines(config: str | Mapping[str, Any], overrides: Mapping[str, Any] | S
                 what = "copied"
             elif rec.status is ParamStatus.PARTLY_COPIED:
                 what = "grown (old values copied into the new shape)"
+            elif rec.status is ParamStatus.PRESERVED:
+                what = "preserved (grown, the output kept)"
             elif rec.status is ParamStatus.CUSTOM:
                 what = f"imported by hook {_hook_name(new.get(rec.layer))}"
             elif rec.status is ParamStatus.KEPT_INIT:

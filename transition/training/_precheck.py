@@ -2,8 +2,8 @@
 steps; `get_network(epoch=...)` for every epoch, as a pure function of the epoch; or the one net dict) is checked
 once without training and without creating variables (`network._build.dry_build`: layer classes, options, sources,
 dims and param shapes), and so is every transition between two consecutive different net dicts (a param whose
-shape changes where the transition's copy mode needs equal shapes). A net dict that several epochs share is
-checked once.
+shape changes where the transition's copy mode needs equal shapes; under "preserve" / "net2wider" the growth plan
+of `network._preserve`, e.g. a new tanh layer on a path). A net dict that several epochs share is checked once.
 """
 
 from __future__ import annotations
@@ -13,7 +13,9 @@ from typing import Any
 
 from transition.errors import ShapeMismatchError, TransitionError
 from transition.network._build import dry_build
-from transition.params._copy_modes import Action, check_copy_param_mode, decide_copy, layer_import
+from transition.network._feature_graph import FeatureGraph, graph_of_net_dict
+from transition.network._preserve import check_growth
+from transition.params._copy_modes import Action, check_copy_param_mode, decide_copy, layer_import, preserves
 
 __all__ = ["check_schedule"]
 
@@ -50,6 +52,14 @@ def check_schedule(
     ConfigError, ShapeMismatchError, ...) naming the epoch. Stops at the first epoch whose network is a Keras model
     (`net_dict_for_epoch` may return one). Returns the number of distinct net dicts checked."""
     checked: dict[Any, Shapes] = {}
+    graphs: dict[Any, FeatureGraph] = {}
+
+    def graph(net_dict: Mapping[str, Any]) -> FeatureGraph:
+        key = _key(net_dict)
+        if key not in graphs:
+            graphs[key] = graph_of_net_dict(net_dict, extern_data, behavior_version)
+        return graphs[key]
+
     prev: tuple[int, Mapping[str, Any], Shapes] | None = None
     for epoch in epochs:
         try:
@@ -65,6 +75,8 @@ def check_schedule(
                 if mode is None:
                     mode = net_dict.get("#copy_param_mode")
                 _check_transition(prev[0], prev[2], epoch, net_dict, shapes, mode)
+                if preserves(mode):
+                    check_growth(graph(prev[1]), net_dict, graph(net_dict), mode)
         except TransitionError as exc:
             raise _at_epoch(epoch, exc) from exc
         prev = (epoch, net_dict, shapes)
