@@ -11,6 +11,9 @@ from transition.errors import (
     CheckpointError as CheckpointError,
 )
 from transition.errors import (
+    ClusterError as ClusterError,
+)
+from transition.errors import (
     ConfigError as ConfigError,
 )
 from transition.errors import (
@@ -98,7 +101,7 @@ _PUBLIC: dict[str, str] = {
     "train_from_config": "training._loop",
 }
 
-__all__ = sorted(["CheckpointError", "ConfigError", "MissingParamsError", "ShapeMismatchError", "TransitionError",
+__all__ = sorted(["CheckpointError", "ClusterError", "ConfigError", "MissingParamsError", "ShapeMismatchError", "TransitionError",
                   *_PUBLIC])
 
 

@@ -26,6 +26,7 @@ from transition.checkpoint._reader_base import (
     strip_tensor_suffix,
 )
 from transition.errors import CheckpointError
+from transition.internal import _fs
 
 __all__ = ["NpzReader", "NpyReader", "KerasH5Reader"]
 
@@ -67,12 +68,14 @@ class NpzReader(CheckpointReader):
 
     def __init__(self, path: str):
         self._zip: zipfile.ZipFile | None = None
+        self._source: object = None
         entries = _scan_or_fail(path, "an .npz archive", "numpy's format; restore it or re-save it with np.savez",
                                 self._scan, self._release)
         super().__init__(path, entries)
 
     def _scan(self, path: str) -> dict[str, tuple[Shape, np.dtype]]:
-        self._zip = zipfile.ZipFile(path)
+        self._source = _fs.readable(path)  # the local path, or an open file object for a URL
+        self._zip = zipfile.ZipFile(self._source)
         self._members: dict[str, str] = {}
         entries: dict[str, tuple[Shape, np.dtype]] = {}
         for member in self._zip.namelist():
@@ -98,6 +101,7 @@ class NpzReader(CheckpointReader):
     def _release(self) -> None:
         if self._zip is not None:
             self._zip.close()
+        _close_source(self._source)
 
 
 class NpyReader(CheckpointReader):
@@ -125,13 +129,23 @@ class NpyReader(CheckpointReader):
         super().__init__(path, entries)
 
     def _read(self, name: str) -> np.ndarray:
-        record = np.load(self.path, allow_pickle=False, mmap_mode="r")
-        return np.array(record[self._fields[name]])
+        if _fs.is_local(self.path):
+            record = np.load(_fs.local_path(self.path), allow_pickle=False, mmap_mode="r")
+            return np.array(record[self._fields[name]])
+        with _fs.open_binary(self.path) as fp:
+            return np.array(np.load(fp, allow_pickle=False)[self._fields[name]])
 
 
 def _npy_file_header(path: str) -> tuple[Shape, np.dtype]:
-    with open(path, "rb") as fp:
+    with _fs.open_binary(path) as fp:
         return _read_npy_header(fp)
+
+
+def _close_source(source: object) -> None:
+    """Close what `_fs.readable` opened (nothing for a local path)."""
+    close = getattr(source, "close", None)
+    if close is not None:
+        close()
 
 
 def _h5_datasets(group, prefix: str = ""):
@@ -157,6 +171,7 @@ class KerasH5Reader(CheckpointReader):
 
     def __init__(self, path: str):
         self._file = None
+        self._source: object = None
         entries = _scan_or_fail(path, "a Keras HDF5 weights file", "HDF5; restore it or re-save it with "
                                 "model.save_weights", self._scan, self._release)
         super().__init__(path, entries)
@@ -164,11 +179,12 @@ class KerasH5Reader(CheckpointReader):
     def _scan(self, path: str) -> dict[str, tuple[Shape, np.dtype]]:
         import h5py
 
+        self._source = _fs.readable(path)  # the local path, or an open file object for a URL
         if path.endswith(".keras"):  # a zip holding model.weights.h5
-            with zipfile.ZipFile(path) as zf:
+            with zipfile.ZipFile(self._source) as zf:
                 self._file = h5py.File(io.BytesIO(zf.read("model.weights.h5")), "r")
         else:
-            self._file = h5py.File(path, "r")
+            self._file = h5py.File(self._source, "r")
         root = self._file
         if "layer_names" not in root.attrs and "model_weights" in root:
             root = root["model_weights"]  # legacy full-model .h5
@@ -204,3 +220,4 @@ class KerasH5Reader(CheckpointReader):
     def _release(self) -> None:
         if self._file is not None:
             self._file.close()
+        _close_source(self._source)

@@ -4,16 +4,18 @@ val_X <-> dev_X)."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from transition.errors import ConfigError
-from transition.internal._keras_private import build_compiled_metrics
+from transition.internal._keras_private import build_compiled_metrics, multi_worker_fit
 from transition.store._callback_state import (
     collect_callback_states,
     restore_callback_states,
 )
 from transition.training._data import data_for_epoch, is_tf_dataset
+from transition.training._dist_data import shard_by_data
 from transition.training._keras_state import KerasMetricsState
 
 __all__ = ["KerasFit", "keras_logs", "scores_from_keras_logs", "is_keras_callback", "is_tf_dataset"]
@@ -98,8 +100,9 @@ class KerasFit:
     calls."""
 
     def __init__(self, step_done: Callable[[], None], keras_callbacks: Sequence[object],
-                 metrics_state: KerasMetricsState):
+                 metrics_state: KerasMetricsState, strategy: Any = None):
         step_counter, self._reapply = _keras_callback_classes()
+        self._strategy = strategy  # compile in its scope; a Dataset keeps the single-worker order (DATA sharding)
         self._steps = step_counter(step_done)
         self._callbacks = list(keras_callbacks)
         self._metrics = metrics_state
@@ -109,7 +112,8 @@ class KerasFit:
               metrics: Any, validation_data: Any, verbose: int | str, **fit_kwargs: Any) -> dict[str, float]:
         """Train `epoch` with one `model.fit` call; returns its scores (our names)."""
         if self._compiled is not model:  # a new network after a transition (or the first)
-            model.compile(optimizer=optimizer, loss=loss, metrics=metrics)
+            with self._strategy.scope() if self._strategy is not None else contextlib.nullcontext():
+                model.compile(optimizer=optimizer, loss=loss, metrics=metrics)
             self._compiled = model
         data = data_for_epoch("train", train, epoch=epoch, seed=seed) if callable(train) else train
         if skip:
@@ -123,8 +127,12 @@ class KerasFit:
         kwargs = dict(fit_kwargs)
         if is_tf_dataset(data):
             kwargs.setdefault("shuffle", False)  # a Dataset brings its own (per-epoch) order
+            if self._strategy is not None:
+                data = shard_by_data(data)
         reapply = self._reapply(self._callbacks, self._metrics if skip else None, data.element_spec if skip else None)
         callbacks = [*self._callbacks, reapply, self._steps]
-        result = model.fit(data, initial_epoch=epoch - 1, epochs=epoch, validation_data=validation_data,
-                           callbacks=callbacks, verbose=verbose, **kwargs)
+        with multi_worker_fit(model, self._strategy, data.element_spec) if is_tf_dataset(
+                data) else contextlib.nullcontext():
+            result = model.fit(data, initial_epoch=epoch - 1, epochs=epoch, validation_data=validation_data,
+                               callbacks=callbacks, verbose=verbose, **kwargs)
         return scores_from_keras_logs({k: float(v[-1]) for k, v in result.history.items() if v})
