@@ -20,35 +20,73 @@ import pytest
 
 pytest.importorskip("tensorflow")
 
+from tests.training.test_manager import CLI_CONFIG  # pretrain adds l2 at epoch 2 (a transition), an importer
+
 WORKER = str(Path(__file__).with_name("dist_worker.py"))
 ROOT = str(Path(__file__).resolve().parents[2])
 LAUNCH_TIMEOUT = 240  # seconds a 2-worker job may take on a loaded 2-core machine (it takes ~20 s alone)
 
-# 37 rows in batches of 8: 5 steps an epoch, the last batch (5 rows) split 3 + 2 across the workers; epoch 2 is a
-# transition (pretrain adds l2); mid-epoch saves every 3 steps.
-MW_CONFIG = textwrap.dedent(
-    """
-    import numpy as np
 
-    _x = np.random.RandomState(1).randn(37, 4).astype("float32")
-    extern_data = {"data": {"shape": (4,)}, "classes": {"dim": 2, "sparse": True, "shape": ()}}
-    network = {
-        "l1": {"class": "linear", "activation": "tanh", "n_out": 3, "from": "data"},
-        "l2": {"class": "linear", "activation": "tanh", "n_out": 3, "from": "l1"},
-        "output": {"class": "softmax", "loss": "ce", "from": "l2", "target": "classes"},
-    }
-    pretrain = {"repetitions": 1}
-    num_epochs = 3
-    batch_size = 8
-    learning_rate = 0.01
-    train = {"data": _x, "classes": (_x[:, 0] > 0).astype("int32")}
-    dev = train
-    save_every_n_steps = 3
-    deterministic = True
-    distribution = "multi_worker_mirrored"
-    random_seed = 7
-    """
-)
+
+# ------------------------------------------------------------------------------------------------ in-process
+
+
+def test_distribution_option_and_config_key(tmp_path):
+    from transition.errors import ConfigError
+    from transition.training._config import KNOWN_KEYS
+    from transition.training._manager import TransitionManager
+
+    assert "distribution" in KNOWN_KEYS and "multi_worker_mirrored" in KNOWN_KEYS["distribution"].help
+    net = {"output": {"class": "softmax", "loss": "ce", "from": "data", "target": "classes"}}
+    extern = {"data": {"shape": (4,)}, "classes": {"dim": 2, "sparse": True, "shape": ()}}
+    with pytest.raises(ConfigError, match="option 'distribution' must be 'mirrored' or 'multi_worker_mirrored'"):
+        TransitionManager(str(tmp_path / "m"), net, extern_data=extern, num_epochs=1, distribution="mirror")
+    with pytest.raises(ConfigError, match="either strategy .* or distribution"):
+        TransitionManager(str(tmp_path / "m"), net, extern_data=extern, num_epochs=1, distribution="mirrored",
+                          strategy=object())
+    cfg = {"model": str(tmp_path / "m"), "extern_data": extern, "network": net, "num_epochs": 1,
+           "distribution": "multi_worker"}
+    with pytest.raises(ConfigError, match="'distribution'"):
+        TransitionManager.from_config(cfg)
+
+
+def test_a_global_batch_splits_like_np_array_split():
+    from transition.training._dist_data import _bounds
+
+    for n in range(0, 13):
+        for replicas in (1, 2, 3, 4):
+            parts = [np.arange(n)[slice(*_bounds(n, replicas, r))] for r in range(replicas)]
+            expected = np.array_split(np.arange(n), replicas)
+            assert [p.tolist() for p in parts] == [e.tolist() for e in expected]
+
+
+def test_one_worker_collectives_are_identities_and_a_lost_peer_says_what_to_do():
+    import tensorflow as tf
+
+    from transition.errors import ClusterError, TransitionError
+    from transition.store._info import CheckpointInfo
+    from transition.training._distribute import Cluster, follow_chief, worker_failure
+
+    one = Cluster()
+    assert (one.num_workers, one.worker, one.is_chief, one.multi_worker) == (1, 0, True, False)
+    assert one.all_sum([3, 4]).tolist() == [3, 4] and not one.any(False) and one.any(True) and one.barrier()
+    assert one.chief_scores({"dev_score": 0.5}) == {"dev_score": 0.5}
+    info = CheckpointInfo(prefix="m.001", epoch=1, step=0, epoch_finished=True, committed=True)
+    assert follow_chief(one, info, None, "m") is info and follow_chief(one, None, None, "m") is None
+    with pytest.raises(ValueError, match="no"):
+        follow_chief(one, None, ValueError("no"), "m")
+    error = tf.errors.UnavailableError(None, None, "Collective ops is aborted by: The following tasks are "
+                                       "unhealthy (stopped sending heartbeats):\n/job:worker/replica:0/task:1\nmore")
+    assert worker_failure(error, one) is None  # one worker: TF's error as it is
+    two = Cluster()
+    two.num_workers, two.worker, two.is_chief = 2, 1, False
+    two.last_checkpoint = "runs/net.002.step00000003"
+    failure = worker_failure(error, two)
+    assert isinstance(failure, ClusterError) and isinstance(failure, TransitionError)
+    assert "worker 1 of 2: another worker of the cluster stopped or cannot be reached" in str(failure)
+    assert "/job:worker/replica:0/task:1" in str(failure) and "Relaunch all 2 workers" in str(failure)
+    assert "(runs/net.002.step00000003)" in str(failure)
+    assert worker_failure(ValueError("x"), two) is None
 
 
 # ------------------------------------------------------------------------------------------------ MirroredStrategy
@@ -124,10 +162,21 @@ MIRRORED_SCRIPT = textwrap.dedent(
     except ConfigError as exc:
         out["outside"] = str(exc)
 
+    from transition.training._backup import BackupAndRestore
+    with strategy.scope():  # the drop-in under a plain model.fit on 2 replicas
+        model = keras_model()
+        model.compile(optimizer=keras.optimizers.SGD(0.5), loss="mse")
+    ds = tf.data.Dataset.from_tensor_slices((x, x[:, :3])).batch(8)
+    model.fit(ds, epochs=2, verbose=0, callbacks=[BackupAndRestore(f"{root}/backup", delete_checkpoint=False)])
+    backup = BackupAndRestore(f"{root}/backup", delete_checkpoint=False)
+    model.fit(ds, epochs=3, verbose=0, callbacks=[backup])
+    out["backup"] = backup.resumed_from
+
     runs = {}
+    sgd = ["--optimizer={'class': 'sgd'}", "--learning_rate=0.1"]
     for name, extra in (("cli-one", []), ("cli-two", ["--distribution=mirrored"])):
         for n in ("2", "3"):  # the second run resumes (another manager, as after a restart)
-            mgr = train_from_config(sys.argv[2], [f"--model={root}/{name}/net", "--num_epochs=" + n, *extra])
+            mgr = train_from_config(sys.argv[2], [f"--model={root}/{name}/net", "--num_epochs=" + n, *sgd, *extra])
         runs[name] = params(mgr)
         out[name + "-replicas"] = mgr.strategy.num_replicas_in_sync if mgr.strategy is not None else 1
     out["cli"] = max(float(np.abs(runs["cli-one"][k] - runs["cli-two"][k]).max()) for k in runs["cli-one"])
@@ -135,26 +184,6 @@ MIRRORED_SCRIPT = textwrap.dedent(
     """
 )
 
-CLI_CONFIG = textwrap.dedent(
-    """
-    import numpy as np
-
-    _x = np.random.RandomState(1).randn(32, 4).astype("float32")
-    extern_data = {"data": {"shape": (4,)}, "classes": {"dim": 2, "sparse": True, "shape": ()}}
-    network = {
-        "l1": {"class": "linear", "activation": "tanh", "n_out": 3, "from": "data"},
-        "l2": {"class": "linear", "activation": "tanh", "n_out": 3, "from": "l1"},
-        "output": {"class": "softmax", "loss": "ce", "from": "l2", "target": "classes"},
-    }
-    pretrain = {"repetitions": 1}
-    optimizer = {"class": "sgd"}
-    batch_size = 16
-    learning_rate = 0.1
-    num_epochs = 3
-    train = {"data": _x, "classes": (_x[:, 0] > 0).astype("int32")}
-    dev = train
-    """
-)
 
 
 def test_mirrored_two_replicas_train_like_one(tmp_path):
@@ -172,11 +201,27 @@ def test_mirrored_two_replicas_train_like_one(tmp_path):
     assert out["loop"]["sizes"] == [[4, 4]] * 3 + [[3, 3]] + [[4, 4]] * 3 + [[3, 3]]  # per-replica batch B/2
     assert out["fit"] < 1e-5
     assert "built outside the strategy's scope" in out["outside"] and "hidden" in out["outside"]
+    assert out["backup"].endswith("backup.002")
     assert out["cli-one-replicas"] == 1 and out["cli-two-replicas"] == 2 and out["cli"] < 1e-5
     assert "transition +l2" in p.stdout and "resuming from" in p.stdout
 
 
 # ------------------------------------------------------------------------------------------ MultiWorkerMirrored
+
+# CLI_CONFIG with 37 rows in batches of 8: 5 steps an epoch, the last batch (5 rows) split 3 + 2 across the workers;
+# mid-epoch saves every 3 steps (later assignments of a config win)
+MW_CONFIG = CLI_CONFIG + textwrap.dedent(
+    """
+    _x = np.random.RandomState(1).randn(37, 4).astype("float32")
+    train = {"data": _x, "classes": (_x[:, 0] > 0).astype("int32")}
+    dev = train
+    batch_size = 8
+    save_every_n_steps = 3
+    deterministic = True
+    distribution = "multi_worker_mirrored"
+    random_seed = 7
+    """
+)
 
 
 def _free_ports(n: int) -> list[int]:
@@ -317,40 +362,45 @@ def test_two_workers_train_like_one_and_hold_identical_params(reference):
         ".commit.json", ".data-00000-of-00001", ".index", ".state.json")])
 
 
-def test_sigterm_to_worker_1_saves_on_both_at_one_step_and_resumes_exactly(reference, mw_config, tmp_path, jobs):
+def _interrupted(jobs: list[Job], tmp_path: Path, mw_config: Path, worker: int, step: str) -> tuple[Job, Path]:
+    """A 2-worker job (0.15 s a step) that has reached `step` ("EPOCH STEP") on `worker`, and its model."""
     model = tmp_path / "model" / "network"
     job = _run(jobs, tmp_path / "a", mw_config, model, delay=0.15)
-    job.wait_for(1, r"^step 2 2$")
+    job.wait_for(worker, f"^step {step}$")
+    return job, model
+
+
+def _relaunched(jobs: list[Job], tmp_path: Path, mw_config: Path, model: Path, expected: dict) -> Job:
+    """The same job run again on `model` to its end; both workers end with the `expected` params, bit for bit."""
+    again = _run(jobs, tmp_path / "b", mw_config, model)
+    _assert_finished(again, again.wait())
+    for i in (0, 1):
+        _assert_same(again.params(i), expected)
+    return again
+
+
+def test_sigterm_to_worker_1_saves_on_both_at_one_step_and_resumes_exactly(reference, mw_config, tmp_path, jobs):
+    job, model = _interrupted(jobs, tmp_path, mw_config, 1, "2 2")
     job.procs[1].send_signal(signal.SIGTERM)
     assert job.wait() == [75, 75], job.log(0)[-2000:] + job.log(1)[-2000:]
     saved = _preempted_at(job)
     assert saved[0] == saved[1]  # the same step on both
     assert os.path.exists(saved[0][0] + ".commit.json")
-    again = _run(jobs, tmp_path / "b", mw_config, model)
-    _assert_finished(again, again.wait())
+    again = _relaunched(jobs, tmp_path, mw_config, model, reference[0].params(0))
     assert f"resuming from {saved[0][0]}" in again.log(1)
-    for i in (0, 1):
-        _assert_same(again.params(i), reference[0].params(0))
 
 
 def test_sigkill_of_both_workers_then_relaunch_ends_bit_identical(reference, mw_config, tmp_path, jobs):
-    model = tmp_path / "model" / "network"
-    job = _run(jobs, tmp_path / "a", mw_config, model, delay=0.15)
-    job.wait_for(0, r"^step 2 3$")
+    job, model = _interrupted(jobs, tmp_path, mw_config, 0, "2 3")
     for p in job.procs:
         p.send_signal(signal.SIGKILL)
     assert job.wait() == [-9, -9]
-    again = _run(jobs, tmp_path / "b", mw_config, model)
-    _assert_finished(again, again.wait())
+    again = _relaunched(jobs, tmp_path, mw_config, model, reference[0].params(0))
     assert re.search(r"resuming from \S+network\.002(\.step\d+)?", again.log(0)), again.log(0)
-    for i in (0, 1):
-        _assert_same(again.params(i), reference[0].params(0))
 
 
 def test_a_killed_worker_stops_the_other_within_60s_and_the_job_resumes(reference, mw_config, tmp_path, jobs):
-    model = tmp_path / "model" / "network"
-    job = _run(jobs, tmp_path / "a", mw_config, model, delay=0.15)
-    job.wait_for(1, r"^step 2 1$")
+    job, model = _interrupted(jobs, tmp_path, mw_config, 1, "2 1")
     job.procs[1].send_signal(signal.SIGKILL)
     t0 = time.monotonic()
     code = job.procs[0].wait(timeout=90)
@@ -358,10 +408,7 @@ def test_a_killed_worker_stops_the_other_within_60s_and_the_job_resumes(referenc
     assert code == 1, job.log(0)[-3000:]
     assert "another worker of the cluster stopped or cannot be reached" in job.log(0)
     assert "Relaunch all 2 workers" in job.log(0)
-    again = _run(jobs, tmp_path / "b", mw_config, model)
-    _assert_finished(again, again.wait())
-    for i in (0, 1):
-        _assert_same(again.params(i), reference[0].params(0))
+    _relaunched(jobs, tmp_path, mw_config, model, reference[0].params(0))
 
 
 def _preempted_at(job: Job) -> list[tuple[str, str, str]]:
@@ -396,3 +443,38 @@ def test_fit_of_a_growing_keras_model_on_two_workers_preempted_and_resumed(tmp_p
     assert json.loads((again.out / "writes1.json").read_text()) == []
     for i in (0, 1):
         _assert_same(again.params(i), whole.params(0))
+
+
+class _FakeMultiWorker:
+    """Looks like a MultiWorkerMirroredStrategy of 2 workers to `Cluster` (no TF cluster needed)."""
+
+    class cluster_resolver:  # noqa: N801 - the strategy's attribute
+        task_type, task_id = "worker", 1
+
+        @staticmethod
+        def cluster_spec():
+            import tensorflow as tf
+
+            return tf.train.ClusterSpec({"worker": ["127.0.0.1:1", "127.0.0.1:2"]})
+
+    class extended:  # noqa: N801
+        should_checkpoint = False
+
+
+def test_backup_and_restore_refuses_a_multi_worker_fit(tmp_path):
+    import keras
+
+    from transition.errors import ConfigError
+    from transition.training._backup import BackupAndRestore
+    from transition.training._distribute import Cluster
+
+    cluster = Cluster(_FakeMultiWorker())
+    assert (cluster.num_workers, cluster.worker, cluster.is_chief) == (2, 1, False)
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1, name="d")], name="fake_mw")
+    model.compile(optimizer="sgd", loss="mse")
+    model._distribute_strategy = _FakeMultiWorker()  # what `model.distribute_strategy` gives (fit's strategy)
+    backup = BackupAndRestore(tmp_path / "backup")
+    backup.set_model(model)
+    with pytest.raises(ConfigError, match="MultiWorkerMirroredStrategy of 2 workers.*distribution="):
+        backup.on_train_begin()  # what fit calls first
+    assert not (tmp_path / "backup").exists()  # nothing written

@@ -116,7 +116,7 @@ class Cluster:
     def all_sum(self, values: Sequence[float], dtype: str = "int64") -> np.ndarray:
         """The element-wise sum over the workers of each one's `values` (the same length on every worker)."""
         local = np.asarray(values, dtype=dtype).reshape(-1)
-        if not self.multi_worker:
+        if not self.multi_worker or local.size == 0:  # (TF's collective of an empty tensor crashes the process)
             return local
         try:
             return np.asarray(self._reduce_fn()(local))
