@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from transition.errors import ConfigError
-from transition.internal._keras_private import build_compiled_metrics, multi_worker_fit
+from transition.internal._keras_private import build_compiled_metrics, multi_worker_fit, replace_train_function
 from transition.store._callback_state import (
     collect_callback_states,
     restore_callback_states,
@@ -67,8 +67,12 @@ def _keras_callback_classes() -> tuple[type, type]:
         def __init__(self, step_done: Callable[[], None]):
             super().__init__()
             self._step_done = step_done
+            self.skip_next = False  # the next batch is one drawn again without training (see `_redraw_last`)
 
         def on_train_batch_end(self, batch: int, logs: Mapping[str, Any] | None = None) -> None:
+            if self.skip_next:
+                self.skip_next = False
+                return
             self._step_done()
 
     class ReapplyStates(keras.callbacks.Callback):
@@ -91,6 +95,31 @@ def _keras_callback_classes() -> tuple[type, type]:
                 self._metrics.apply(self.model)
 
     return StepCounter, ReapplyStates
+
+
+def _skipped(data: Any, skip: int) -> tuple[Any, bool]:
+    """`data` without the `skip` batches trained before a restart, and whether nothing is left of it: then the
+    last trained batch instead (Keras' fit takes a dataset of cardinality 0 for one of unknown length and runs a
+    step on it, whose stateful ops without an input, the optimizer's step counter and the dropout seeds, advance)."""
+    import tensorflow as tf
+
+    rest = data.skip(skip)
+    size = int(rest.cardinality())
+    if size == tf.data.UNKNOWN_CARDINALITY:  # look: a fresh pipeline, drawn to one batch past the skipped ones
+        size = len(list(rest.take(1)))
+    return (data.skip(skip - 1), True) if size == 0 else (rest, False)
+
+
+def _redraw_last(model: Any, train_function: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """The train function of the step that draws the epoch's last batch again: no training; its logs are the
+    metrics' restored sums (what the interrupted fit had after that batch); then Keras' own function again."""
+
+    def step(iterator: Any) -> Any:
+        next(iterator)
+        model.train_function = train_function
+        return model.get_metrics_result()
+
+    return step
 
 
 class KerasFit:
@@ -120,7 +149,10 @@ class KerasFit:
             if not is_tf_dataset(data):
                 raise ConfigError("mgr.fit resumes mid-epoch only with a tf.data.Dataset (it skips the trained "
                                   "batches); give one, or save at epoch ends only")
-            data = data.skip(skip)
+            data, redraw = _skipped(data, skip)
+            if redraw:  # the restart came after the epoch's last batch: draw that one again, without training
+                replace_train_function(model, lambda train_function: _redraw_last(model, train_function))
+                self._steps.skip_next = True
         else:
             self._metrics.discard()  # an epoch from its start: Keras' reset of the metrics is right
         self._metrics.model = model
