@@ -320,10 +320,9 @@ class TransitionManager:
             raise TransitionError("mgr.batches() is for use inside an epoch of mgr.epochs() (before end_epoch)")
         skip = self._pos.step_in_epoch
         if is_tf_dataset(data):
-            data = data.skip(skip) if skip else data  # type: ignore[attr-defined]
-            iterator: Iterator[T] = data if self._strategy is not None and distribute else iter(data)
+            source: Iterable[T] = data.skip(skip) if skip else data  # type: ignore[attr-defined]
         else:
-            iterator = iter(data)
+            source = iterator = iter(data)
             for _ in range(skip):
                 try:
                     next(iterator)
@@ -333,8 +332,8 @@ class TransitionManager:
                         "restart; the data must be the same (deterministic per epoch) when resuming"
                     ) from None
         if self._strategy is not None and distribute:
-            iterator = distribute_batches(self._strategy, iterator)
-        for batch in iterator:
+            source = distribute_batches(self._strategy, source)
+        for batch in source:
             yield batch
             self.step_done()
 
