@@ -11,6 +11,9 @@ from transition.errors import (
     CheckpointError as CheckpointError,
 )
 from transition.errors import (
+    ClusterError as ClusterError,
+)
+from transition.errors import (
     ConfigError as ConfigError,
 )
 from transition.errors import (
@@ -105,8 +108,8 @@ _PUBLIC: dict[str, str] = {
     "train_from_config": "training._loop",
 }
 
-__all__ = sorted(["CheckpointError", "ConfigError", "MissingParamsError", "MissingTensorsError", "OutputChangedError",
-                  "ShapeMismatchError", "TransitionError", *_PUBLIC])
+__all__ = sorted(["CheckpointError", "ClusterError", "ConfigError", "MissingParamsError", "MissingTensorsError",
+                  "OutputChangedError", "ShapeMismatchError", "TransitionError", *_PUBLIC])
 
 
 _SUBMODULES = ("keras",)  # public submodules: `transition.keras` (imported on first use, like the names)

@@ -13,6 +13,7 @@ __all__ = [
     "MissingParamsError",
     "MissingTensorsError",
     "OutputChangedError",
+    "ClusterError",
     "close_matches",
     "did_you_mean",
 ]
@@ -32,6 +33,10 @@ class ShapeMismatchError(TransitionError, ValueError):
 
 class CheckpointError(TransitionError, OSError):
     """A checkpoint is missing, unreadable or damaged; the message names the path."""
+
+
+class ClusterError(TransitionError):
+    """A worker of a multi-worker job stopped or cannot be reached; the message says what to relaunch."""
 
 
 class MissingParamsError(TransitionError, KeyError):

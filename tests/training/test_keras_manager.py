@@ -176,7 +176,7 @@ class _Interrupt(Exception):
     pass
 
 
-def _fit_net_dict(model, stop_at=None):
+def _fit_net_dict(model, stop_at=None, stop_at_epoch_end=None):
     import keras
 
     class Stop(keras.callbacks.Callback):
@@ -187,12 +187,16 @@ def _fit_net_dict(model, stop_at=None):
             if Stop.n == stop_at:
                 raise _Interrupt
 
+        def on_epoch_end(self, epoch, logs=None):  # after the epoch's last step was saved, before its end is
+            if epoch + 1 == stop_at_epoch_end:
+                raise _Interrupt
+
     es = keras.callbacks.EarlyStopping(monitor="val_loss", min_delta=1e-3, patience=50)
     mgr = _manager(model, network=NET, extern_data=EXTERN, num_epochs=3, save_every_n_steps=3, seed=5,
                    callbacks=[es])
     with mgr:
         mgr.fit(lambda epoch, seed: _dataset(seed=seed), loss="sparse_categorical_crossentropy",
-                validation_data=_dataset(), metrics=["accuracy"], callbacks=[Stop()] if stop_at else [])
+                validation_data=_dataset(), metrics=["accuracy"], callbacks=[Stop()] if stop_at or stop_at_epoch_end else [])
     return mgr
 
 
@@ -227,6 +231,15 @@ def test_fit_over_a_net_dict_resumes_exactly_mid_epoch(tmp_path):
     mgr = _fit_net_dict(run)
     assert mgr.resumed_from == f"{run}.002.step00000002"
     _assert_same_checkpoints(ref, run, 3)
+
+    # restarted after the last step of epoch 3 (global step 12, saved) and before its end: nothing is left to train
+    # in it, yet its end (scores, callbacks) comes as in the uninterrupted run, and no extra step is run
+    after_last = str(tmp_path / "after-last" / "net")
+    with pytest.raises(_Interrupt):
+        _fit_net_dict(after_last, stop_at_epoch_end=3)
+    mgr = _fit_net_dict(after_last)
+    assert mgr.resumed_from == f"{after_last}.003.step00000004"
+    _assert_same_checkpoints(ref, after_last, 3)
 
 
 GROWING = textwrap.dedent(

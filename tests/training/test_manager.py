@@ -1,8 +1,5 @@
 """Tests of TransitionManager (transition.training._manager), the reference loop and `transition train` / `plan`."""
 
-import os
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
@@ -325,45 +322,6 @@ def test_plan_lines(tmp_path):
     assert "l2/W (3, 3): new / reset" in text
     assert "epoch 3: same network" in text
     assert not (tmp_path / "plan-only.lock").exists()
-
-
-# ------------------------------------------------------------------------------------------ MirroredStrategy
-
-STRATEGY_SCRIPT = textwrap.dedent(
-    """
-    import os, sys
-    import tensorflow as tf
-    cpu = tf.config.list_physical_devices("CPU")[0]
-    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-    from transition.training._loop import train_from_config
-    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
-    assert strategy.num_replicas_in_sync == 2
-    for n in ("2", "3"):  # the second run resumes (another manager, as after a restart)
-        mgr = train_from_config(sys.argv[1], ["--model=" + sys.argv[2], "--num_epochs=" + n], strategy=strategy)
-        var = mgr.network.param_variables()["l2/W"]
-        assert isinstance(var.value, tf.distribute.DistributedValues), type(var.value)
-    """
-)
-
-
-def test_mirrored_strategy_run_and_resume(tmp_path):
-    cfg = tmp_path / "c.config"
-    cfg.write_text(CLI_CONFIG)
-    script = tmp_path / "s.py"
-    script.write_text(STRATEGY_SCRIPT)
-    model = tmp_path / "run" / "net"
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    p = subprocess.run([sys.executable, str(script), str(cfg), str(model)], env=env, capture_output=True,
-                       text=True, timeout=150)
-    assert p.returncode == 0, p.stderr[-3000:]
-    assert "transition +l2" in p.stdout
-    assert "resuming from" in p.stdout and "epoch 3/3" in p.stdout
-    from transition.store._store import CheckpointStore
-
-    infos = CheckpointStore(str(model), lock=False, cleanup=False).list(checksums=True)
-    assert [(i.epoch, i.good) for i in infos] == [(2, True), (3, True)]  # each written once (keep_last 2)
-    files = sorted(os.listdir(model.parent))
-    assert sum(f.endswith(".commit.json") for f in files) == 2 and not [f for f in files if "tmp" in f]
 
 
 class _Counter:

@@ -83,7 +83,8 @@ def resolve_checkpoint(path: str | os.PathLike) -> tuple[str, str]:
     kind: "tf" (path = the bundle prefix), "npz", "npy" or "h5" (Keras .h5 or .keras).
     """
     path = os.path.expanduser(os.fspath(path))
-    if _fs.isdir(path):
+    # a bundle prefix first: on TF's in-memory file system (ram://) every prefix of a file name is a "directory"
+    if _fs.isdir(path) and not _fs.isfile(strip_tf_suffix(path) + INDEX_SUFFIX):
         if _fs.isfile(os.path.join(path, "checkpoint")):
             path = _from_state_file(path)
         else:

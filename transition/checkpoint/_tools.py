@@ -121,16 +121,16 @@ def _write_npz(values: Mapping[str, np.ndarray], dst: str) -> None:
         _npz_safe(name, value, dst)
     tmp = _tmp_name(dst)
     try:
-        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
+        with _fs.open_binary(tmp, "wb") as out, zipfile.ZipFile(out, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
             for name, value in values.items():
                 with zf.open(name + ".npy", "w", force_zip64=True) as fp:
                     np.lib.format.write_array(fp, np.require(value, requirements='C'), allow_pickle=False)
-        os.replace(tmp, dst)
-    except OSError as exc:
+        _fs.rename(tmp, dst)
+    except Exception as exc:  # noqa: BLE001 - OSError, tf.errors.OpError for URLs
         raise CheckpointError(f"cannot write {dst}: {exc}; check the directory and free space") from exc
     finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+        if _fs.exists(tmp):
+            _fs.remove(tmp)
 
 
 def _tf_files(prefix: str) -> list[str]:
@@ -152,18 +152,18 @@ def _write_tf(values: Mapping[str, np.ndarray], dst: str) -> None:
         written = sorted(_tf_files(tmp), key=lambda f: f.endswith(INDEX_SUFFIX))  # data first, index last
         for f in written:
             final = dst + f[len(tmp) :]
-            os.replace(f, final)
+            _fs.rename(f, final)
             if final in old:
                 old.remove(final)
         for f in old:  # stale shards of an overwritten checkpoint
-            os.remove(f)
+            _fs.remove(f)
     except Exception as exc:
         raise CheckpointError(
             f"cannot write the TF checkpoint {dst}: {exc}; check the directory and free space"
         ) from exc
     finally:
         for f in _tf_files(tmp):
-            os.remove(f)
+            _fs.remove(f)
 
 
 def write_checkpoint(values: Mapping[str, np.ndarray], dst: str | os.PathLike, *, overwrite: bool = False) -> str:
@@ -177,7 +177,7 @@ def write_checkpoint(values: Mapping[str, np.ndarray], dst: str | os.PathLike, *
     exists = _fs.exists(dst) if is_npz else _fs.exists(dst + INDEX_SUFFIX)
     if exists and not overwrite:
         raise CheckpointError(f"{dst} exists already; delete it or pass overwrite=True (--force)")
-    os.makedirs(os.path.dirname(dst) or ".", exist_ok=True)
+    _fs.makedirs(os.path.dirname(dst) or ".")
     values = {k: np.asarray(v) for k, v in values.items()}
     (_write_npz if is_npz else _write_tf)(values, dst)
     return dst

@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from transition.internal import _fs
+
 __all__ = ["register"]
 
 
@@ -42,8 +44,7 @@ def _network_param_names(spec_path: str) -> list[str]:
     from transition.errors import ConfigError
 
     try:
-        with open(spec_path, encoding="utf8") as fp:
-            spec = json.load(fp)
+        spec = json.loads(_fs.read_text(spec_path))
     except (OSError, ValueError) as exc:
         raise ConfigError(f"--only-network {spec_path}: cannot read it as JSON: {exc}") from exc
     if not isinstance(spec, dict) or not {"network", "extern_data"} <= set(spec) <= {

@@ -8,6 +8,8 @@ import math
 import os
 import sys
 
+from transition.internal import _fs
+
 __all__ = ["register", "run_status"]
 
 
@@ -89,8 +91,8 @@ def _table(status: dict) -> str:
         lines.append("resume: none is a checkpoint of transition's store; training applies the config's loading "
                      "rules (load, load_epoch, import_model_train_epoch1, else the newest epoch file) to them")
     else:
-        missing = "" if rows or os.path.isdir(os.path.dirname(status["model"]) or ".") or "://" in status["model"] \
-            else f" (the directory {os.path.dirname(status['model'])} does not exist: is MODEL right?)"
+        directory = os.path.dirname(status["model"]) or "."
+        missing = "" if _fs.isdir(directory) else f" (the directory {directory} does not exist: is MODEL right?)"
         lines.append(f"resume: no checkpoint, training would start from scratch{missing}")
     return "\n".join(lines)
 

@@ -27,6 +27,7 @@ __all__ = [
     "rename",
     "makedirs",
     "read_bytes",
+    "read_text",
     "open_binary",
     "NotRegularFile",
     "OutsideDirectory",
@@ -34,6 +35,8 @@ __all__ = [
     "open_random",
     "regular_size",
     "check_within",
+    "readable",
+    "read_text",
 ]
 
 
@@ -123,7 +126,54 @@ def open_binary(path: str, mode: str = "rb", *, within: str | None = None) -> An
     never through a symlink (O_NOFOLLOW) nor a file that is not regular or has other hard links."""
     if is_local(path):
         return os.fdopen(_open_regular(path, within) if mode == "rb" else _open_for_write(path), mode)
-    return _gfile().GFile(path, mode)
+    f = _gfile().GFile(path, mode)
+    return _CountingWriter(f) if "w" in mode else f
+
+
+class _CountingWriter:
+    """A GFile writer whose `write` returns the byte count and whose `tell` counts (some file systems, e.g. ram://,
+    cannot tell); no `seek`, so zipfile writes it as a stream."""
+
+    def __init__(self, f: Any) -> None:
+        self._f, self._pos = f, 0
+
+    def write(self, data: Any) -> int:
+        data = bytes(data)
+        self._f.write(data)
+        self._pos += len(data)
+        return len(data)
+
+    def tell(self) -> int:
+        return self._pos
+
+    def flush(self) -> None:
+        self._f.flush()
+
+    def close(self) -> None:
+        self._f.close()
+
+    def __enter__(self) -> _CountingWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def readable(path: str) -> Any:
+    """What a library that opens files itself (zipfile, h5py, numpy) is given: the local path, or for a URL an open
+    binary, seekable file object (`tf.io.gfile.GFile`; the caller closes it)."""
+    return local_path(path) if is_local(path) else _gfile().GFile(path, "rb")
+
+
+def read_text(path: str) -> str:
+    """The whole file as UTF-8 text (a config or a JSON spec; OSError / FileNotFoundError when it is missing)."""
+    if is_local(path):
+        with open(local_path(path), encoding="utf-8") as f:
+            return f.read()
+    if not isfile(path):
+        raise FileNotFoundError(f"no file {path}")
+    with _gfile().GFile(path, "rb") as f:
+        return f.read().decode("utf-8")
 
 
 def _open_for_write(path: str) -> int:

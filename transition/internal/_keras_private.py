@@ -6,7 +6,8 @@ tests cover each function, so a Keras upgrade that breaks one fails here first.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "set_initial_epoch",
     "replace_train_function",
     "build_compiled_metrics",
+    "multi_worker_fit",
 ]
 
 _NOT_SLOTS = frozenset({"_variables", "_trainable_variables"})
@@ -90,6 +92,46 @@ def build_compiled_metrics(model: Any, data_batch: Any) -> None:
     train step, but a resumed epoch must give them their saved sums before that step; `_symbolic_build` is what
     `fit` itself calls to build them under a strategy."""
     model._symbolic_build(data_batch=data_batch)
+
+
+@contextlib.contextmanager
+def multi_worker_fit(model: Any, strategy: Any, data_batch: Any) -> Iterator[None]:
+    """Within: `fit` (and its `evaluate`) of a model under MultiWorkerMirroredStrategy work. Why private: Keras 3's
+    TF trainer has two bugs there (keras-team/keras#20585, tensorflow/tensorflow#72388): it builds the model by
+    `strategy.reduce`-ing its first distributed batch, a nest of values, which the strategy refuses ("Attempt to
+    convert a value (PerReplica...)"), and it reduces the per-replica logs of a step, scalars, with
+    `strategy.reduce("MEAN", v, axis=0)` ("Invalid reduction dimension 0"). Here the model is built first (in the
+    strategy's scope, from `data_batch`, the dataset's `TensorSpec`s; `_symbolic_build` is what Keras calls), its
+    `_maybe_symbolic_build` skipped, and the trainer's `reduce_per_replica` reduces scalars over the replicas
+    (axis=None), everything else as before."""
+    import tensorflow as tf
+    from keras.src.backend.tensorflow import trainer as tf_trainer
+
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        yield
+        return
+    with strategy.scope():
+        model._symbolic_build(data_batch=data_batch)
+    original = tf_trainer.reduce_per_replica
+
+    def reduce_per_replica(values: Any, strategy: Any, reduction: str = "auto") -> Any:
+        def scalar_mean(v: Any) -> Any:  # one local replica: a plain tensor, else PerReplica
+            local = strategy.experimental_local_results(v)[0] if isinstance(v, tf.distribute.DistributedValues) else v
+            if getattr(local, "shape", None) is not None and local.shape.rank == 0:
+                return strategy.reduce("MEAN", v, axis=None)
+            return original(v, strategy, reduction)
+
+        if reduction not in ("auto", "mean"):
+            return original(values, strategy, reduction)
+        return tf.nest.map_structure(scalar_mean, values)
+
+    model._maybe_symbolic_build = lambda iterator=None, data_batch=None: None
+    tf_trainer.reduce_per_replica = reduce_per_replica
+    try:
+        yield
+    finally:
+        tf_trainer.reduce_per_replica = original
+        del model._maybe_symbolic_build
 
 
 def global_seed_generator(*, create: bool) -> Any:

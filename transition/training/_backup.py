@@ -48,6 +48,7 @@ from transition.store._keep import KeepPolicy
 from transition.store._rng import capture_rng_state, restore_rng_state
 from transition.store._state import TrainingState
 from transition.store._store import CheckpointStore
+from transition.training._distribute import Cluster
 from transition.training._keras_state import KerasMetricsState
 from transition.training._manager_state import STOPPED_KEY, restore_callbacks
 from transition.training._optimizer_state import assign_checkpoint_params, optimizer_arrays, restore_optimizer
@@ -129,6 +130,12 @@ class BackupAndRestore(keras.callbacks.Callback):
                               "model.build(input_shape)) before fit")
         if model.optimizer is None:
             raise ConfigError("BackupAndRestore: the model has no optimizer; compile it before fit")
+        if Cluster(model.distribute_strategy).multi_worker:
+            raise ConfigError(
+                "BackupAndRestore: the model trains under a MultiWorkerMirroredStrategy of "
+                f"{Cluster(model.distribute_strategy).num_workers} workers; every worker would write the backups. Use "
+                "TransitionManager(model_path, get_network=..., distribution='multi_worker_mirrored').fit(...) "
+                "instead: its chief writes, the others follow (MirroredStrategy on one machine works here)")
         self._close_store()
         earlier = _OPEN.get(self._prefix)
         if earlier is not None and earlier is not self:

@@ -20,6 +20,7 @@ from typing import Any, NamedTuple
 import attrs
 
 from transition.errors import ConfigError, did_you_mean
+from transition.internal import _fs
 from transition.netdict._pretrain import Pretrain, pretrain_from_config
 from transition.store._keep import KeepPolicy
 from transition.training._lr_control import LR_CONFIG_KEYS, LearningRateControl
@@ -149,12 +150,11 @@ def _imported_names(source: str, filename: str) -> set[str]:
 
 def _exec_file(path: str) -> dict[str, Any]:
     try:
-        with open(path, encoding="utf-8") as f:
-            source = f.read()
+        source = _fs.read_text(path)
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
     imported = _imported_names(source, path)
-    namespace: dict[str, Any] = {"__file__": os.path.abspath(path), "__name__": "__transition_config__"}
+    namespace: dict[str, Any] = {"__file__": os.path.abspath(path) if _fs.is_local(path) else path, "__name__": "__transition_config__"}
     code = compile(source, path, "exec")
     exec(code, namespace)  # the user's own config file: executing it is how RETURNN configs work
     options: dict[str, Any] = {}
@@ -219,7 +219,7 @@ def load_config(
         options, path = dict(source), None
     elif isinstance(source, (str, os.PathLike)):
         path = os.fspath(source)
-        if not os.path.isfile(path):
+        if not _fs.isfile(path):
             raise ConfigError(f"config file {path} does not exist")
         options = _exec_file(path)
     else:

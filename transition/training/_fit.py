@@ -4,16 +4,18 @@ val_X <-> dev_X)."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from transition.errors import ConfigError
-from transition.internal._keras_private import build_compiled_metrics
+from transition.internal._keras_private import build_compiled_metrics, multi_worker_fit, replace_train_function
 from transition.store._callback_state import (
     collect_callback_states,
     restore_callback_states,
 )
 from transition.training._data import data_for_epoch, is_tf_dataset
+from transition.training._dist_data import shard_by_data
 from transition.training._keras_state import KerasMetricsState
 
 __all__ = ["KerasFit", "keras_logs", "scores_from_keras_logs", "is_keras_callback", "is_tf_dataset"]
@@ -65,8 +67,12 @@ def _keras_callback_classes() -> tuple[type, type]:
         def __init__(self, step_done: Callable[[], None]):
             super().__init__()
             self._step_done = step_done
+            self.skip_next = False  # the next batch is one drawn again without training (see `_redraw_last`)
 
         def on_train_batch_end(self, batch: int, logs: Mapping[str, Any] | None = None) -> None:
+            if self.skip_next:
+                self.skip_next = False
+                return
             self._step_done()
 
     class ReapplyStates(keras.callbacks.Callback):
@@ -91,6 +97,31 @@ def _keras_callback_classes() -> tuple[type, type]:
     return StepCounter, ReapplyStates
 
 
+def _skipped(data: Any, skip: int) -> tuple[Any, bool]:
+    """`data` without the `skip` batches trained before a restart, and whether nothing is left of it: then the
+    last trained batch instead (Keras' fit takes a dataset of cardinality 0 for one of unknown length and runs a
+    step on it, whose stateful ops without an input, the optimizer's step counter and the dropout seeds, advance)."""
+    import tensorflow as tf
+
+    rest = data.skip(skip)
+    size = int(rest.cardinality())
+    if size == tf.data.UNKNOWN_CARDINALITY:  # look: a fresh pipeline, drawn to one batch past the skipped ones
+        size = len(list(rest.take(1)))
+    return (data.skip(skip - 1), True) if size == 0 else (rest, False)
+
+
+def _redraw_last(model: Any, train_function: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """The train function of the step that draws the epoch's last batch again: no training; its logs are the
+    metrics' restored sums (what the interrupted fit had after that batch); then Keras' own function again."""
+
+    def step(iterator: Any) -> Any:
+        next(iterator)
+        model.train_function = train_function
+        return model.get_metrics_result()
+
+    return step
+
+
 class KerasFit:
     """The fit calls of one `TransitionManager.fit`: compiles the model after each rebuild, skips the batches
     trained before a mid-epoch restart (and gives the metrics their sums of those), counts steps (after the other
@@ -98,8 +129,9 @@ class KerasFit:
     calls."""
 
     def __init__(self, step_done: Callable[[], None], keras_callbacks: Sequence[object],
-                 metrics_state: KerasMetricsState):
+                 metrics_state: KerasMetricsState, strategy: Any = None):
         step_counter, self._reapply = _keras_callback_classes()
+        self._strategy = strategy  # compile in its scope; a Dataset keeps the single-worker order (DATA sharding)
         self._steps = step_counter(step_done)
         self._callbacks = list(keras_callbacks)
         self._metrics = metrics_state
@@ -109,7 +141,8 @@ class KerasFit:
               metrics: Any, validation_data: Any, verbose: int | str, **fit_kwargs: Any) -> dict[str, float]:
         """Train `epoch` with one `model.fit` call; returns its scores (our names)."""
         if self._compiled is not model:  # a new network after a transition (or the first)
-            model.compile(optimizer=optimizer, loss=loss, metrics=metrics)
+            with self._strategy.scope() if self._strategy is not None else contextlib.nullcontext():
+                model.compile(optimizer=optimizer, loss=loss, metrics=metrics)
             self._compiled = model
         data = data_for_epoch("train", train, epoch=epoch, seed=seed) if callable(train) else train
         self._metrics.model = model
@@ -117,39 +150,21 @@ class KerasFit:
             if not is_tf_dataset(data):
                 raise ConfigError("mgr.fit resumes mid-epoch only with a tf.data.Dataset (it skips the trained "
                                   "batches); give one, or save at epoch ends only")
-            data = data.skip(skip)
-            if _is_empty(data):  # saved after the epoch's last batch: only its end is left
-                return self._end_of_epoch(model, epoch, validation_data, data.element_spec)
+            data, redraw = _skipped(data, skip)
+            if redraw:  # the restart came after the epoch's last batch: draw that one again, without training
+                replace_train_function(model, lambda train_function: _redraw_last(model, train_function))
+                self._steps.skip_next = True
         else:
             self._metrics.discard()  # an epoch from its start: Keras' reset of the metrics is right
         kwargs = dict(fit_kwargs)
         if is_tf_dataset(data):
             kwargs.setdefault("shuffle", False)  # a Dataset brings its own (per-epoch) order
+            if self._strategy is not None:
+                data = shard_by_data(data)
         reapply = self._reapply(self._callbacks, self._metrics if skip else None, data.element_spec if skip else None)
         callbacks = [*self._callbacks, reapply, self._steps]
-        result = model.fit(data, initial_epoch=epoch - 1, epochs=epoch, validation_data=validation_data,
-                           callbacks=callbacks, verbose=verbose, **kwargs)
+        with multi_worker_fit(model, self._strategy, data.element_spec) if is_tf_dataset(
+                data) else contextlib.nullcontext():
+            result = model.fit(data, initial_epoch=epoch - 1, epochs=epoch, validation_data=validation_data,
+                               callbacks=callbacks, verbose=verbose, **kwargs)
         return scores_from_keras_logs({k: float(v[-1]) for k, v in result.history.items() if v})
-
-    def _end_of_epoch(self, model: Any, epoch: int, validation_data: Any, data_spec: Any) -> dict[str, float]:
-        """What `fit` does after an epoch's last batch, for an epoch whose batches were all trained before the
-        restart: the epoch's logs (the train metrics' sums, restored; the validation scores) to the callbacks'
-        `on_epoch_end`. (Keras' `fit` on the empty rest would count an optimizer step that trains nothing.)"""
-        import keras
-
-        build_compiled_metrics(model, data_spec)  # Keras builds them in a fit's first step
-        self._metrics.apply(model)
-        logs = {name: float(value) for name, value in model.get_metrics_result().items()}
-        if validation_data is not None:
-            val = model.evaluate(validation_data, verbose=0, return_dict=True)
-            logs.update({f"val_{name}": float(value) for name, value in val.items()})
-        keras.callbacks.CallbackList(self._callbacks, model=model).on_epoch_end(epoch - 1, logs)
-        return scores_from_keras_logs(logs)
-
-
-def _is_empty(data: Any) -> bool:
-    """Whether a tf.data.Dataset yields nothing (from its cardinality where known, else by trying one element)."""
-    cardinality = int(data.cardinality())
-    if cardinality >= 0:
-        return cardinality == 0
-    return not any(True for _ in data.take(1))

@@ -21,6 +21,7 @@ from transition.training._data import (
     num_numpy_batches,
     numpy_batches,
 )
+from transition.training._dist_data import global_batch_share
 from transition.training._log import format_epoch_line
 from transition.training._manager import TransitionManager
 
@@ -88,18 +89,21 @@ class ProgressBar:
 
 def make_train_step(network: Network, optimizer: keras.optimizers.Optimizer, strategy: tf.distribute.Strategy | None = None
                     ) -> Callable[[Mapping[str, Any]], tf.Tensor]:
-    """A tf.function train step over `network.compute_loss` with `optimizer` (under `strategy` if given: each
-    replica gets the batch, the loss is scaled by 1 / replicas so that the summed gradients are the mean)."""
+    """A tf.function train step over `network.compute_loss` with `optimizer`; returns the batch's mean loss.
+
+    Under `strategy` it takes a distributed batch (`mgr.batches` gives them): each replica's loss counts as its
+    share of the global batch (`_dist_data.global_batch_share`, compute_average_loss), the optimizer sums the
+    gradients across the replicas, and the step returns the global batch's mean loss."""
     import tensorflow as tf
 
     variables = list(network.trainable_variables)
-    replicas = strategy.num_replicas_in_sync if strategy is not None else 1
 
     def step(batch: Mapping[str, Any]) -> Any:
         with tf.GradientTape() as tape:
             loss = network.compute_loss(batch, training=True)
-            scaled = loss / replicas if replicas > 1 else loss
-        grads = tape.gradient(scaled, variables)
+            if strategy is not None:
+                loss = global_batch_share(loss, batch)
+        grads = tape.gradient(loss, variables)
         optimizer.apply_gradients(zip(grads, variables))
         return loss
 
@@ -109,7 +113,7 @@ def make_train_step(network: Network, optimizer: keras.optimizers.Optimizer, str
     @tf.function(reduce_retracing=True)
     def distributed(batch: Mapping[str, Any]) -> Any:
         per_replica = strategy.run(step, args=(batch,))
-        return strategy.reduce(tf.distribute.ReduceOp.MEAN, per_replica, axis=None)
+        return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
 
     return distributed
 
@@ -175,6 +179,7 @@ def train_from_config(
     try:
         mgr = TransitionManager.from_config(cfg, resume=resume, callbacks=list(callbacks), strategy=strategy,
                                             log=lambda s: log(s, 2))
+        log.writes_file = log.writes_file and mgr.is_chief
         return _train(mgr, log, progress, step_hook)
     finally:
         log.close()
@@ -185,21 +190,25 @@ class _Log:
     >= 2 loading / resume / preemption lines, >= 3 one line per epoch (default), >= 4 the transition reports."""
 
     def __init__(self, out: TextIO, path: Any, verbosity: int) -> None:
-        self.out, self.verbosity = out, verbosity
-        self.file = None
-        if path:
-            import os
+        self.out, self.verbosity, self.path = out, verbosity, path
+        self.file: TextIO | None = None
+        self.writes_file = bool(path)  # False on the other workers of a multi-worker job (the chief writes it)
 
-            directory = os.path.dirname(os.fspath(path))
-            if directory:
-                os.makedirs(directory, exist_ok=True)
-            self.file = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
+    def _open(self) -> TextIO:
+        import os
+
+        directory = os.path.dirname(os.fspath(self.path))
+        if directory:
+            os.makedirs(directory, exist_ok=True)
+        return open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
 
     def __call__(self, line: str, level: int) -> None:
         if level > self.verbosity:
             return
         print(line, file=self.out, flush=True)
-        if self.file is not None:
+        if self.writes_file:
+            if self.file is None:
+                self.file = self._open()
             print(line, file=self.file, flush=True)
 
     def close(self) -> None:
@@ -243,7 +252,7 @@ def _train(mgr: TransitionManager, log: _Log, progress: TextIO | None,
                 if not isinstance(batch, Mapping):
                     raise ConfigError(f"the train data yields a {type(batch).__name__}; it must yield dict batches "
                                       f"keyed like extern_data ({sorted(extern_data)})")
-                inputs = {k: tf.convert_to_tensor(v) for k, v in batch.items()}
+                inputs = batch if mgr.strategy is not None else {k: tf.convert_to_tensor(v) for k, v in batch.items()}
                 loss = float(step_fn(inputs))
                 meter.add(loss)
                 bar.update(1, meter.mean)

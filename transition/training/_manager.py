@@ -37,6 +37,8 @@ from transition.store._store import CheckpointStore
 from transition.training._cadence import SaveCadence
 from transition.training._config import Config, load_config, manager_options
 from transition.training._data import epoch_seed, is_tf_dataset
+from transition.training._dist_data import distribute as distribute_batches
+from transition.training._distribute import Cluster, make_strategy, worker_failure
 from transition.training._fit import KerasFit, is_keras_callback, keras_logs
 from transition.training._keras_net import (
     check_importer_names,
@@ -54,6 +56,7 @@ from transition.training._manager_start import (
     StartPoint,
     fresh_start,
     restore_start,
+    resume_point,
 )
 from transition.training._manager_state import (
     STOPPED_KEY,
@@ -106,6 +109,9 @@ class TransitionManager:
         if not isinstance(model, str) or not model:
             raise ConfigError(f"model must be a checkpoint path prefix like 'runs/exp/network', got {model!r}")
         self.options = opts = ManagerOptions.make(model=model, network=network, **options)
+        # the strategy first: MultiWorkerMirroredStrategy must be created before TF runs anything in the process
+        self._strategy = opts.strategy if opts.distribution is None else make_strategy(opts.distribution)
+        self._cluster = Cluster(self._strategy)
         self.pretrain: Pretrain | None = _pretrain_of(opts)
         factory = optimizer_factory(opts.optimizer)
         self.lr_control: LearningRateControl = _lr_control_of(opts, factory, self.pretrain)
@@ -115,7 +121,7 @@ class TransitionManager:
             "model", "load", "load_epoch", "import_model_train_epoch1", "allow_random_model_init",
             "load_ignore_missing_vars", "preload_from_files")}
         decide_loading(self.load_options, "train", {})  # check the options now (pure)
-        self._build = Builder(opts.extern_data, factory, opts.strategy, opts.behavior_version)
+        self._build = Builder(opts.extern_data, factory, self._strategy, opts.behavior_version)
         self._log = opts.log if opts.log is not None else (lambda s: print(s, flush=True))
         self._callbacks: list[object] = []
         self._metrics_state = KerasMetricsState()  # the running epoch sums of a Keras fit (saved mid-epoch)
@@ -178,7 +184,10 @@ class TransitionManager:
                            "dicts ({} when not given).")
     num_epochs = property(lambda self: self.options.num_epochs, doc="The epochs to train in all.")
     seed = property(lambda self: self.options.seed, doc="The job's seed (Python, numpy, TF, data shuffle).")
-    strategy = property(lambda self: self.options.strategy, doc="The tf.distribute.Strategy, or None.")
+    strategy = property(lambda self: self._strategy, doc="The tf.distribute.Strategy (given, or made for the option "
+                        "`distribution`), or None.")
+    is_chief = property(lambda self: self._cluster.is_chief, doc="Whether this process writes the checkpoints (the "
+                        "chief of a multi-worker job; True without one).")
     init_new_network_callback = property(lambda self: self.options.init_new_network_callback,
                                          doc="The callback run after each rebuild, before the import.")
 
@@ -300,19 +309,21 @@ class TransitionManager:
         finally:
             self.close()
 
-    def batches(self, data: Iterable[T]) -> Iterator[T]:
+    def batches(self, data: Iterable[T], *, distribute: bool = True) -> Iterator[T]:
         """Iterate `data` within the current epoch, counting steps: a step is done when the next batch is asked for.
 
         In a resumed epoch the batches trained before the restart are skipped (tf.data: `skip`). After each step:
-        a preemption signal saves a checkpoint and exits with PREEMPTED_EXIT_CODE; `save_every_n_steps` saves.
+        a preemption signal (on any worker) saves a checkpoint and exits with PREEMPTED_EXIT_CODE;
+        `save_every_n_steps` saves. With a strategy (and `distribute`), `data` holds global batches and each is
+        split across the replicas (distributed values for `strategy.run`; see `_dist_data`).
         """
         if not self._epoch_open:
             raise TransitionError("mgr.batches() is for use inside an epoch of mgr.epochs() (before end_epoch)")
         skip = self._pos.step_in_epoch
-        if skip and is_tf_dataset(data):
-            iterator: Iterator[T] = iter(data.skip(skip))  # type: ignore[attr-defined]
+        if is_tf_dataset(data):
+            source: Iterable[T] = data.skip(skip) if skip else data  # type: ignore[attr-defined]
         else:
-            iterator = iter(data)
+            source = iterator = iter(data)
             for _ in range(skip):
                 try:
                     next(iterator)
@@ -321,7 +332,9 @@ class TransitionManager:
                         f"epoch {self._pos.epoch}: the data has fewer batches than the {skip} trained before the "
                         "restart; the data must be the same (deterministic per epoch) when resuming"
                     ) from None
-        for batch in iterator:
+        if self._strategy is not None and distribute:
+            source = distribute_batches(self._strategy, source)
+        for batch in source:
             yield batch
             self.step_done()
 
@@ -333,10 +346,14 @@ class TransitionManager:
         pos.step_in_epoch += 1
         pos.global_step += 1
         self.network.global_train_step = pos.global_step
-        if self._preempt is not None and self._preempt.requested:
+        preempted = self._preempt is not None and self._preempt.requested
+        if self._cluster.multi_worker:  # agreed over the cluster: every worker saves after this same step
+            preempted = self._cluster.any(preempted)
+        if preempted:
             prefix = self._save(epoch_finished=False, wait=True)
-            self._log(f"preempted ({self._preempt.signal_name}): saved {prefix} at epoch {pos.epoch} step "
-                      f"{pos.step_in_epoch}; exiting with code {PREEMPTED_EXIT_CODE}")
+            signal = self._preempt.signal_name if self._preempt is not None else None
+            self._log(f"preempted ({signal or 'a signal to another worker'}): saved {prefix} at epoch {pos.epoch} "
+                      f"step {pos.step_in_epoch}; exiting with code {PREEMPTED_EXIT_CODE}")
             self.close()
             raise SystemExit(PREEMPTED_EXIT_CODE)
         if self.cadence.due(pos.global_step):
@@ -348,6 +365,8 @@ class TransitionManager:
             raise TransitionError("end_epoch() without an open epoch: call it once per epoch of mgr.epochs()")
         pos = self._pos
         scores = {k: float(v) for k, v in (scores or {}).items()}
+        if self._cluster.multi_worker:  # the chief's: learning-rate control and callbacks decide alike everywhere
+            scores = self._cluster.chief_scores(scores)
         self.lr_control.set_epoch_scores(pos.epoch, scores)
         if self._keras_callbacks is not None:
             self._keras_callbacks.on_epoch_end(pos.epoch - 1, logs=keras_logs(scores))
@@ -373,16 +392,20 @@ class TransitionManager:
         """
         for cb in callbacks:
             self.register_callback(cb)
-        run = KerasFit(self.step_done, [cb for cb in self._callbacks if is_keras_callback(cb)], self._metrics_state)
+        run = KerasFit(self.step_done, [cb for cb in self._callbacks if is_keras_callback(cb)], self._metrics_state,
+                       strategy=self._strategy)
         history: list[dict[str, float]] = []
-        for epoch in self.epochs(drive_keras_callbacks=False):  # Keras' fit drives the callbacks itself
-            if self.last_transition is not None:
-                self._log(f"epoch {epoch}: {self.transition_summary}")
-            scores = run.epoch(self.network.keras_model, self.optimizer, train, epoch=epoch,
-                               seed=self.shuffle_seed(epoch), skip=self.step_in_epoch, loss=loss, metrics=metrics,
-                               validation_data=validation_data, verbose=verbose, **fit_kwargs)
-            history.append(scores)
-            self.end_epoch(scores)  # sees model.stop_training (EarlyStopping)
+        try:
+            for epoch in self.epochs(drive_keras_callbacks=False):  # Keras' fit drives the callbacks itself
+                if self.last_transition is not None:
+                    self._log(f"epoch {epoch}: {self.transition_summary}")
+                scores = run.epoch(self.network.keras_model, self.optimizer, train, epoch=epoch,
+                                   seed=self.shuffle_seed(epoch), skip=self.step_in_epoch, loss=loss, metrics=metrics,
+                                   validation_data=validation_data, verbose=verbose, **fit_kwargs)
+                history.append(scores)
+                self.end_epoch(scores)  # sees model.stop_training (EarlyStopping)
+        except Exception as exc:  # noqa: BLE001 - a lost worker: a ClusterError saying what to do
+            raise worker_failure(exc, self._cluster) or exc
         return history
 
     def close(self) -> None:
@@ -401,8 +424,11 @@ class TransitionManager:
     def __enter__(self) -> TransitionManager:
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
         self.close()
+        failure = worker_failure(exc, self._cluster) if exc is not None else None
+        if failure is not None:  # a TF error of the train step whose peer is gone: say what to do
+            raise failure from exc
 
     # ------------------------------------------------------------------------------------------ internals
     def _set_network(self, network: Network, optimizer: keras.optimizers.Optimizer) -> None:
@@ -429,22 +455,19 @@ class TransitionManager:
         # the seeds of Python, numpy and TF, on a resume too: TF's global seed is no state a checkpoint can hold,
         # and ops seeded by it (e.g. Dataset.shuffle(seed=...)) must give the order of the uninterrupted run
         keras.utils.set_random_seed(self.seed)
-        self._store = CheckpointStore(self.model, keep=self.keep)
+        chief = self._cluster.is_chief  # the other workers write nothing into the model directory (no lock either)
+        self._store = CheckpointStore(self.model, keep=self.keep, lock=None if chief else False, cleanup=chief)
         try:
-            scan = self._store.scan_for_resume()  # the resume decision (store._resume)
-            for info in scan.skipped:
-                self._log(f"skipping damaged checkpoint {info.prefix}: {info.damaged}")
-            if scan.resume_error is not None:
-                raise scan.resume_error
-            if scan.resume_from is not None and not self.options.resume:
-                raise ConfigError(
-                    f"model {self.model} already has checkpoints (newest good: {scan.resume_from.prefix}) and "
-                    "resuming is off; resume, or use another model path, or move those files away")
-            if scan.resume_from is not None:
-                self._apply_start(restore_start(self._store, scan.resume_from, self._build, self.network_for_epoch))
-            else:
-                self._apply_start(fresh_start(self.model, self.load_options, self._build, self.network_for_epoch))
+            resume_from = resume_point(self._store, self._cluster, resume=self.options.resume, log=self._log)
+            with self._build.scope():  # get_network(epoch) builds its Keras model in the strategy's scope
+                if resume_from is not None:
+                    start = restore_start(self._store, resume_from, self._build, self.network_for_epoch,
+                                          follower=None if chief else self._cluster.where)
+                else:
+                    start = fresh_start(self.model, self.load_options, self._build, self.network_for_epoch)
+            self._apply_start(start)
             self._check_importer_names()
+            self._cluster.barrier()  # every worker has read its start before the chief writes (or deletes) again
             self._install_preemption_handler()
         except BaseException:
             self.close()
@@ -464,7 +487,7 @@ class TransitionManager:
             self._stopped = bool(state.extra.get(STOPPED_KEY, False))
             if state.rng is not None:  # last: building the network above draws random numbers
                 restore_rng_state(state.rng, start.network.keras_model, strict=False)
-            self.resumed_from = start.restored_from.prefix
+            self.resumed_from = self._cluster.last_checkpoint = start.restored_from.prefix
         self._log(start.log_line)
 
     def _install_preemption_handler(self) -> None:
@@ -499,10 +522,10 @@ class TransitionManager:
 
     def _rebuild_for(self, epoch: int) -> None:
         """The transition into `epoch` when its network differs from the current one."""
-        new = self.network_for_epoch(epoch)
-        if not needs_transition(self.network, new):
-            return
-        with self._build.scope():
+        with self._build.scope():  # a Keras model of get_network(epoch) is built in the strategy's scope too
+            new = self.network_for_epoch(epoch)
+            if not needs_transition(self.network, new):
+                return
             result = transition_network(
                 self.network, new, extern_data=self.options.extern_data, epoch=epoch,
                 copy_param_mode=self.copy_param_mode_for(epoch, new),
@@ -510,6 +533,7 @@ class TransitionManager:
                 custom_param_importers=importers_for(self.options.custom_param_importers, new),
                 **growth_options(self.options, epoch),
             )
+        self._build.check(result.network, epoch)
         optimizer = result.optimizer if result.optimizer is not None else self._build.optimizer(result.network)
         self._network = self._optimizer = None
         self._set_network(result.network, optimizer)
@@ -517,19 +541,37 @@ class TransitionManager:
 
     def _save(self, *, epoch_finished: bool, scores: Mapping[str, float] | None = None, wait: bool = False) -> str:
         """Save a checkpoint: the values are copied to host memory now and written by the store's background
-        writer (its error surfaces at the next save or at close); `wait` writes it before returning."""
+        writer (its error surfaces at the next save or at close); `wait` writes it before returning. In a
+        multi-worker job every worker reads the values (a sync-on-read variable, e.g. a Keras metric's, is read by
+        a collective), the chief writes them at once, and the others wait until it is committed."""
         assert self._store is not None
-        pos = self._pos
+        pos, cluster = self._pos, self._cluster
         state = training_state(
             pos.epoch, epoch_finished, pos.global_step, pos.step_in_epoch, network=self.network,
             pretrain=self.pretrain, lr_history=self.lr_control.history,
             callbacks=[*self._callbacks, self._metrics_state],
             shuffle_seed=self.shuffle_seed(pos.epoch), stopped=self._stopped)
-        save = self._store.save if wait else self._store.save_async
-        save(pos.epoch, state.step_in_epoch, self.network.param_variables(),
-             optimizer_arrays(self._optimizer, self.network), epoch_finished=epoch_finished,
-             scores=scores if epoch_finished else None, global_step=pos.global_step, state=state, overwrite=True)
-        return checkpoint_prefix(self.model, pos.epoch, state.step_in_epoch, epoch_finished=epoch_finished)
+        params, slots = self.network.param_variables(), optimizer_arrays(self._optimizer, self.network)
+        prefix = checkpoint_prefix(self.model, pos.epoch, state.step_in_epoch, epoch_finished=epoch_finished)
+        args = (pos.epoch, state.step_in_epoch)
+        kwargs = dict(epoch_finished=epoch_finished, scores=scores if epoch_finished else None,
+                      global_step=pos.global_step, state=state, overwrite=True)
+        if not cluster.multi_worker:
+            (self._store.save if wait else self._store.save_async)(*args, params, slots, **kwargs)
+            return prefix
+        params, slots, error = cluster.read(params), cluster.read(slots), None
+        if cluster.is_chief:
+            try:
+                self._store.save(*args, params, slots, **kwargs)
+            except Exception as exc:  # noqa: BLE001 - the other workers learn of it at the barrier
+                error = exc
+        if not cluster.barrier(error is None):
+            if error is not None:
+                raise error
+            raise TransitionError(f"{cluster.where}: the chief (worker 0) failed to save checkpoint {prefix} (its "
+                                  "log says why); this worker stops too")
+        cluster.last_checkpoint = prefix
+        return prefix
 
 
 def _pretrain_of(opts: ManagerOptions) -> Pretrain | None:

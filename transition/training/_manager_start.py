@@ -16,8 +16,9 @@ from transition.checkpoint._load_options import (
     decide_loading,
 )
 from transition.checkpoint._naming import STATE_SUFFIX
-from transition.errors import CheckpointError
+from transition.errors import CheckpointError, ConfigError
 from transition.network._network import Network
+from transition.training._distribute import Cluster, check_in_scope, follow_chief
 from transition.training._keras_net import network_of
 from transition.store._info import CheckpointInfo
 from transition.store._state import TrainingState
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
     import numpy as np
     import tensorflow as tf
 
-__all__ = ["Builder", "Position", "StartPoint", "fresh_start", "restore_start"]
+__all__ = ["Builder", "Position", "StartPoint", "fresh_start", "restore_start", "resume_point"]
 
 
 @attrs.define
@@ -64,8 +65,14 @@ class Builder:
                 initial_values: Mapping[str, Mapping[str, np.ndarray]] | None = None) -> Network:
         """The Network of a net dict or a Keras model (`spec`, the network of `epoch`)."""
         with self.scope():
-            return network_of(spec, self.extern_data, where=f"the network of epoch {epoch}",
-                              initial_values=initial_values, behavior_version=self.behavior_version)
+            network = network_of(spec, self.extern_data, where=f"the network of epoch {epoch}",
+                                 initial_values=initial_values, behavior_version=self.behavior_version)
+        self.check(network, epoch)
+        return network
+
+    def check(self, network: Network, epoch: int) -> None:
+        """ConfigError where the network's variables are not the strategy's (a Keras model built outside its scope)."""
+        check_in_scope(self.strategy, list(network.param_variables().values()), f"the Keras model of epoch {epoch}")
 
     def optimizer(self, network: Network) -> keras.optimizers.Optimizer:
         with self.scope():
@@ -112,10 +119,39 @@ def fresh_start(model: str, load_options: Mapping[str, Any], build: Builder,
     return StartPoint(network, build.optimizer(network), position, decision=decision)
 
 
+def resume_point(store: CheckpointStore, cluster: Cluster, *, resume: bool, log: Callable[[str], None]
+                 ) -> CheckpointInfo | None:
+    """The checkpoint to resume from (None: a fresh start): the resume decision (store._resume) of the chief, which
+    every worker of a multi-worker job follows (`_distribute.follow_chief`)."""
+    choice, refused = None, None
+    if cluster.is_chief:
+        try:
+            scan = store.scan_for_resume()
+            for info in scan.skipped:
+                log(f"skipping damaged checkpoint {info.prefix}: {info.damaged}")
+            if scan.resume_error is not None:
+                raise scan.resume_error
+            if scan.resume_from is not None and not resume:
+                raise ConfigError(
+                    f"model {store.model} already has checkpoints (newest good: {scan.resume_from.prefix}) and "
+                    "resuming is off; resume, or use another model path, or move those files away")
+            choice = scan.resume_from
+        except Exception as exc:  # noqa: BLE001 - sent to the other workers (they stop too), raised here
+            refused = exc
+    return follow_chief(cluster, choice, refused, store.model)
+
+
 def restore_start(store: CheckpointStore, info: CheckpointInfo, build: Builder,
-                  network_for_epoch: Callable[[int], Any]) -> StartPoint:
-    """Restore the network of the checkpoint's epoch, its params and the optimizer's variables."""
-    restored = store.restore(info)
+                  network_for_epoch: Callable[[int], Any], *, follower: str | None = None) -> StartPoint:
+    """Restore the network of the checkpoint's epoch, its params and the optimizer's variables. `follower`: this
+    worker (e.g. "worker 1 of 2") reads the checkpoint that the chief chose."""
+    try:
+        restored = store.restore(info)
+    except CheckpointError as exc:
+        if follower is None:
+            raise
+        raise CheckpointError(f"{exc} ({follower}: every worker reads the checkpoint that the chief resumes from, so "
+                              "the model directory must be shared by all workers, e.g. on NFS or gs://)") from exc
     state = TrainingState.from_json_and_arrays(restored.state_json, restored.state_arrays,
                                                source=info.prefix + STATE_SUFFIX)
     epoch = state.epoch

@@ -73,6 +73,8 @@ TOLERANCE = Check(lambda v: isinstance(v, (int, float)) and not isinstance(v, bo
 IMPORTERS = Check(lambda v: isinstance(v, Mapping) and all(
     isinstance(k, str) and (callable(f) or (isinstance(f, str) and f in COPY_PARAM_MODES)) for k, f in v.items()),
     "a dict {layer name: function or copy mode string}")
+DISTRIBUTION = Check(lambda v: v in ("mirrored", "multi_worker_mirrored"),
+                     "'mirrored' or 'multi_worker_mirrored' (or None: no tf.distribute strategy)")
 PRETRAIN = Check(lambda v: isinstance(v, (bool, str, Mapping)) or type(v).__name__ == "Pretrain",
                  'None, "default", a dict of Pretrain options, or a Pretrain')
 
@@ -132,8 +134,12 @@ class ManagerOptions:
         None, IMPORTERS, help="{layer name: custom_param_importer} (RETURNN's signature), e.g. for Keras layers")
     init_new_network_callback: Callable[..., Any] | None = _option(
         None, FUNC, help="init_new_network_callback(new_epoch=, new_network=, old_network_params=)")
-    strategy: Any = _option(None, config=None, help="a tf.distribute.Strategy: networks and optimizers are built "
-                            "in its scope")
+    strategy: Any = _option(None, config=None, help="a tf.distribute.Strategy (MirroredStrategy, "
+                            "MultiWorkerMirroredStrategy): networks and optimizers are built in its scope, batches "
+                            "split across its replicas, the chief writes the checkpoints")
+    distribution: str | None = _option(None, DISTRIBUTION, help="'mirrored' (the local GPUs, else CPUs) or "
+                                       "'multi_worker_mirrored' (the cluster of TF_CONFIG): the manager creates the "
+                                       "strategy")
     resume: bool = _option(True, BOOL, config=None, help="resume from the model's checkpoints (False: refuse to "
                            "start when there are some)")
     handle_preemption: bool = _option(True, BOOL, config=None, help="save and exit with 75 on SIGTERM / SIGUSR1")
@@ -149,6 +155,9 @@ class ManagerOptions:
         if self.pretrain is not None and not isinstance(self.network, Mapping):
             raise ConfigError("pretrain needs a net dict as 'network'; a Keras model grows through "
                               "get_network(epoch) returning the model of each epoch")
+        if self.strategy is not None and self.distribution is not None:
+            raise ConfigError(f"give either strategy (a tf.distribute.Strategy) or distribution "
+                              f"({self.distribution!r}: the manager creates the strategy), not both")
         if isinstance(self.network, Mapping) and self.extern_data is None:
             raise ConfigError("option 'extern_data' is required for a net dict (the data keys it reads, e.g. "
                               "{'data': {'dim': 64}, 'classes': {'dim': 10, 'sparse': True}}); a keras.Model needs "

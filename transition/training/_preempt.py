@@ -3,7 +3,9 @@
 
 `PREEMPTED_EXIT_CODE = 75` is EX_TEMPFAIL of sysexits.h ("temporary failure, retry later"): a job script can
 requeue on it, e.g. ``python train.py; [ $? -eq 75 ] && scontrol requeue $SLURM_JOB_ID``. (Slurm sends SIGTERM,
-or SIGUSR1 with ``--signal=USR1@120``, before it kills a job.)
+or SIGUSR1 with ``--signal=USR1@120``, before it kills a job.) In a multi-worker job the flag of every worker is
+agreed over the cluster at each step boundary (`_distribute.Cluster.any` in `TransitionManager.step_done`): a signal
+to any one worker makes all of them save after that same step and exit with 75.
 """
 
 from __future__ import annotations
