@@ -1,7 +1,8 @@
-"""Helpers shared by the benchmarks: the benchmark network and best-of-N timing."""
+"""Helpers shared by the benchmarks: the benchmark network and medians of interleaved rounds."""
 
 from __future__ import annotations
 
+import statistics
 import time
 from collections.abc import Callable
 
@@ -27,3 +28,29 @@ def best_time(fn: Callable[[], object], repeat: int, before: Callable[[], object
         fn()
         best = min(best, time.perf_counter() - t)
     return best
+
+
+def interleaved_medians(
+    contenders: dict[str, Callable[[], object]],
+    rounds: int,
+    before: Callable[[], object] | None = None,
+) -> tuple[dict[str, float], dict[str, list[float]]]:
+    """Time every contender once per round, round-robin, `rounds` times; the median wall time of each, and all times.
+
+    Interleaving makes a noisy machine's load hit the contenders alike; `before` runs untimed ahead of each call
+    (e.g. `os.sync()`, so that no contender pays for another's writeback).
+    """
+    times: dict[str, list[float]] = {name: [] for name in contenders}
+    for _ in range(rounds):
+        for name, fn in contenders.items():
+            if before is not None:
+                before()
+            t = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t)
+    return {name: statistics.median(ts) for name, ts in times.items()}, times
+
+
+def median_ratio(times: dict[str, list[float]], floor: str, ours: str) -> float:
+    """The median over rounds of floor time / our time (speed relative to the floor; >= 1 is as fast)."""
+    return statistics.median(f / t for f, t in zip(times[floor], times[ours]))
