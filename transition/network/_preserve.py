@@ -48,7 +48,6 @@ class GrowthPlan:
     mode: str
     params: Mapping[str, Mapping[str, ParamGrowth | IdentityInit]]
     features: Mapping[str, tuple[np.ndarray, np.ndarray]]
-    identity_layers: tuple[str, ...] = ()
 
 
 @attrs.frozen(eq=False)
@@ -133,7 +132,7 @@ class _Planner:
         if not strict:
             return GrowthPlan(self.mode, {}, self._features())
         self._check_outputs()
-        return GrowthPlan(self.mode, self._params(), self._features(), tuple(self.pairs))
+        return GrowthPlan(self.mode, self._params(), self._features())
 
     def _mode_of(self, node: Node) -> Any:
         for name in (node.name, *(p.layer for p in node.params)):

@@ -42,13 +42,8 @@ def _is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
-def _optional(check: Check) -> Check:
-    return Check(lambda v: v is None or check.pred(v), f"{check.what} or None")
-
-
 ANY = Check(lambda v: True, "anything")
 DICT = Check(lambda v: isinstance(v, Mapping), "a dict")
-STR = Check(lambda v: isinstance(v, str), "a string")
 PATH = Check(lambda v: isinstance(v, (str, os.PathLike)) and bool(os.fspath(v)), "a path string")
 BOOL = Check(lambda v: isinstance(v, bool), "True or False")
 INT = Check(_is_int, "an int")
