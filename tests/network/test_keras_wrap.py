@@ -152,6 +152,29 @@ def test_keras_transition_carries_slots_and_uses_importers():
         transition_network(result.network, _dense_model(3), epoch=3, custom_param_importers={"oo": importer})
 
 
+def test_keras_transition_under_reset_keeps_the_new_models_init():
+    """copy_param_mode "reset": every param of the new Keras model keeps its fresh init (same shapes, old values
+    different), and the report says so; "subset" on the same pair copies."""
+    old = Network.from_keras(_dense_model(3))
+    for v in old.trainable_variables:
+        v.assign(np.full(v.shape, 5.0, "float32"))
+    new_model = _dense_model(3)
+    fresh = {w.path: np.array(w.numpy()) for w in new_model.weights}
+    result = transition_network(old, new_model, epoch=2, copy_param_mode="reset")
+    for w in result.network.keras_model.weights:
+        np.testing.assert_array_equal(w.numpy(), fresh[w.path])
+    statuses = {r.name: r.status for r in result.report.records}
+    assert set(statuses) == {"h/kernel", "h/bias", "o/kernel", "o/bias"}
+    assert set(statuses.values()) == {ParamStatus.KEPT_INIT}
+    with pytest.raises(ConfigError, match="old network was released.*pass that result.network"):
+        transition_network(old, _dense_model(3), epoch=3)  # `old` gave its values to result.network
+    again = Network.from_keras(_dense_model(3))
+    for v in again.trainable_variables:
+        v.assign(np.full(v.shape, 5.0, "float32"))
+    copied = transition_network(again, _dense_model(3), epoch=2, copy_param_mode="subset")
+    assert np.all(copied.network.layers["o"].params["kernel"].numpy() == 5.0)
+
+
 def test_keras_transition_without_shared_names_is_an_error():
     old = Network.from_keras(_dense_model(3))
     with pytest.raises(ConfigError, match="shares no layer name.*fixed names"):

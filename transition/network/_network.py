@@ -69,6 +69,7 @@ class Network:
         self._extern_time_keys = tuple(extern_time_keys) or self.time_keys
         self.behavior_version = behavior_version
         self._layer_outputs_model: Any = None
+        self.released = False  # True after release() (a transition moved its values into a new network)
         self.initialized_from_values: tuple[tuple[str, str], ...] = tuple(
             (name, p)
             for name, layer in self.layers.items()
@@ -118,7 +119,8 @@ class Network:
 
     def release(self) -> None:
         """Drop this network's references to its Keras models and variables (so that they can be freed once the
-        caller drops its own); the network is empty afterwards."""
+        caller drops its own); the network is empty afterwards (`released`)."""
+        self.released = True
         for layer in self.layers.values():
             layer.params.clear()
             layer.keras_layer = None

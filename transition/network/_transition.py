@@ -88,6 +88,9 @@ def transition_network(
     net2wider's. `verify_inputs` (a batch) runs both networks: the largest output difference goes into
     `report.output_check`, above `verify_tolerance` (relative) an OutputChangedError naming the first moved layer.
     """
+    if getattr(old_network, "released", False):
+        raise ConfigError("transition_network: the old network was released by an earlier transition (its values "
+                          "moved into that transition's result.network); pass that result.network instead")
     mode = _mode_of(new_network, extern_data, copy_param_mode)
     importers = dict(custom_param_importers or {})
     timings: dict[str, float] = {}
