@@ -30,6 +30,7 @@ from hypothesis import strategies as st
 from tests.checkpoint.hostile import OpenWatch
 
 SLACK = 4 << 20
+MIN_CASES = 10  # every format, however slow the machine
 _MODULE_DIRS = tuple(os.path.realpath(p) + os.sep for p in sys.path if p and os.path.isdir(p))
 _INTERESTING = [b"\xff\xff\xff\xff", b"\x00\x00\x00\x00", b"\x7f\xff\xff\xff", b"\x80\x00\x00\x00", b"\xff" * 8,
                 struct.pack("<Q", 1 << 40), b"\x01", b"\x00", b"\xfe\xff\xff\xff\x0f"]
@@ -195,7 +196,9 @@ def _campaign(fmt: str, seeds: str, work: str, guard: Guard, deadline: float, ba
         shutil.rmtree(directory, ignore_errors=True)
 
     run = 0
-    while time.monotonic() < deadline:  # deterministic runs (seed 0, 1, ...) for as long as the format's time lasts
+    # deterministic runs (seed 0, 1, ...) for as long as the format's time lasts, and at least MIN_CASES cases (a
+    # loaded machine must not leave a format unfuzzed)
+    while time.monotonic() < deadline or counter[0] < MIN_CASES:
         seed(run)(case)()
         run += 1
     out["cases"][fmt] = counter[0]
@@ -237,10 +240,8 @@ def main() -> None:
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     tracemalloc.start()
     total = sum(share for share, _ in FORMATS.values())
-    start = time.monotonic()
-    for fmt, (share, batch) in FORMATS.items():
-        start += seconds * share / total
-        _campaign(fmt, seeds, work, guard, start, batch, out)
+    for fmt, (share, batch) in FORMATS.items():  # each format's time counts from its own start
+        _campaign(fmt, seeds, work, guard, time.monotonic() + seconds * share / total, batch, out)
     out["rss_growth"] = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss) * 1024
     print(json.dumps(out))
 

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tests.checkpoint import fuzz_runner
 from tests.checkpoint.hostile import MAKERS, make_sentinels
 from transition.store._rng import capture_rng_state
 from transition.store._state import TrainingState
@@ -87,5 +88,5 @@ def test_fuzz_every_format(tmp_path):
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     failures = result["failures"]
     assert not failures, f"{len(failures)} failing cases, e.g. " + json.dumps(failures[:5], indent=1)
-    assert all(n >= 10 for n in result["cases"].values()), result["cases"]  # each format was really fuzzed
+    assert all(n >= fuzz_runner.MIN_CASES for n in result["cases"].values()), result["cases"]  # each format was really fuzzed
     assert result["rss_growth"] < 256 << 20, result
