@@ -103,6 +103,24 @@ def test_get_network_transitions_only_when_the_architecture_changes(tmp_path):
     assert mgr.transition_summary.startswith("transition ~hidden,~out")
 
 
+def test_preserve_grows_a_keras_model_under_the_manager_without_changing_its_output(tmp_path):
+    """copy_param_mode "preserve" with get_network widening a Keras model: the output at the start of epoch 3 is the
+    one epoch 2 ended with (checked here and by the manager's verify_inputs, whose figure the report holds)."""
+    x, _ = _data()
+    ends = {}
+    with _manager(tmp_path / "m", get_network=lambda epoch: _model(6 if epoch < 3 else 9), num_epochs=3,
+                  copy_param_mode="preserve", verify_inputs={"data": x}) as mgr:
+        for epoch in mgr.epochs():
+            if epoch == 3:
+                np.testing.assert_allclose(np.asarray(mgr.network.keras_model(x)), ends[2], rtol=0, atol=1e-6)
+                check = mgr.last_transition.report.output_check
+            _custom_epoch(mgr)
+            ends[epoch] = np.asarray(mgr.network.keras_model(x))
+    assert mgr.network.keras_model.get_layer("hidden").kernel.shape == (4, 9)
+    assert check is not None and check.examples == len(x) and check.max_abs_diff <= 1e-6
+    assert not np.allclose(ends[3], ends[2])  # epoch 3 trained the grown model
+
+
 def test_fit_logs_the_transition_and_importers_apply(tmp_path):
     import keras
 
