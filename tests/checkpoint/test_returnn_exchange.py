@@ -1,7 +1,7 @@
 """Checkpoints exchanged with RETURNN, with the installed returnn as the oracle (one subprocess for the module):
 
 - a RETURNN checkpoint of a net with every layer class we have (rec units lstm / nativelstm2 / nativelstm in both
-  directions, copy, conv, pool, reduce, linear, softmax) loads by name, without a mapping, and on a padded batch
+  directions, copy, conv, pool, reduce, linear, layer_norm, batch_norm, softmax) loads by name, without a mapping, and on a padded batch
   our outputs, their sequence lengths, the losses and frame errors equal RETURNN's;
 - RETURNN loads a checkpoint we wrote (the store's) and reproduces our outputs;
 - a "standardlstm" checkpoint loads into our LSTM with RETURNN's layout conversion (equal to RETURNN's own);
@@ -98,6 +98,8 @@ NET = {
     "ravg": {"class": "reduce", "mode": "mean", "axis": "T", "from": "pavg"},
     "rsum": {"class": "reduce", "mode": "sum", "axis": "T", "from": "convs"},
     "lin": {"class": "linear", "activation": "tanh", "n_out": 4, "from": "cat"},
+    "ln": {"class": "layer_norm", "from": "lin", "is_output_layer": True},
+    "bn": {"class": "batch_norm", "masked_time": True, "from": "conv", "is_output_layer": True},
     "output": {"class": "softmax", "loss": "ce", "target": "classes", "from": ["conv", "nat", "lin"]},
     "seqout": {"class": "softmax", "loss": "ce", "target": "label", "from": ["red", "rmean", "ravg", "rsum"]},
 }
