@@ -10,7 +10,7 @@ import textwrap
 
 import pytest
 
-from transition.training._preempt import PREEMPTED_EXIT_CODE, PreemptionHandler
+from transition.training._preempt import PREEMPTED_EXIT_CODE, PreemptionHandler, hold_until_installed
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGUSR1])
@@ -29,13 +29,29 @@ def test_signal_sets_the_flag_and_previous_handler_is_restored(sig):
         signal.signal(sig, previous)
 
 
+def test_a_signal_held_while_starting_makes_the_first_handler_requested():
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGUSR1)}
+    said = []
+    try:
+        hold_until_installed(said.append)
+        os.kill(os.getpid(), signal.SIGUSR1)  # the process lives on
+        assert said == [signal.SIGUSR1]
+        with PreemptionHandler() as handler:
+            assert handler.requested and handler.signal_name == "SIGUSR1"
+        with PreemptionHandler() as later:
+            assert not later.requested  # handed over once
+    finally:
+        for sig, h in previous.items():
+            signal.signal(sig, h)
+
+
 def test_the_requeue_exit_code_is_ex_tempfail():
     assert PREEMPTED_EXIT_CODE == 75 == getattr(os, "EX_TEMPFAIL", 75)
 
 
 _LOOP = textwrap.dedent("""
     import sys, numpy as np
-    from transition.training._preempt import PREEMPTED_EXIT_CODE, PreemptionHandler
+    from transition.training._preempt import PREEMPTED_EXIT_CODE, PreemptionHandler, hold_until_installed
     from transition.store._store import CheckpointStore
     store = CheckpointStore(sys.argv[1])
     w = np.zeros(3, np.float32)

@@ -5,19 +5,36 @@
 requeue on it, e.g. ``python train.py; [ $? -eq 75 ] && scontrol requeue $SLURM_JOB_ID``. (Slurm sends SIGTERM,
 or SIGUSR1 with ``--signal=USR1@120``, before it kills a job.) In a multi-worker job the flag of every worker is
 agreed over the cluster at each step boundary (`_distribute.Cluster.any` in `TransitionManager.step_done`): a signal
-to any one worker makes all of them save after that same step and exit with 75.
+to any one worker makes all of them save after that same step and exit with 75. A signal that arrives before the
+handler is installed (while a multi-worker job starts) is held by `hold_until_installed` and handed to the first
+handler installed, so that it too is agreed at the first step.
 """
 
 from __future__ import annotations
 
 import signal
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from types import FrameType
 
-__all__ = ["PreemptionHandler", "PREEMPTED_EXIT_CODE"]
+__all__ = ["PreemptionHandler", "PREEMPTED_EXIT_CODE", "hold_until_installed"]
 
 PREEMPTED_EXIT_CODE = 75
+SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
+_held: list[int] = []  # signals that arrived under `hold_until_installed`, for the next handler installed
+
+
+def hold_until_installed(on_signal: Callable[[int], None] | None = None) -> None:
+    """Until a `PreemptionHandler` is installed, record SIGTERM / SIGUSR1 (calling `on_signal(signum)`, e.g. to say
+    so) instead of dying; the first handler installed then starts out requested."""
+
+    def hold(signum: int, frame: FrameType | None) -> None:
+        _held.append(signum)
+        if on_signal is not None:
+            on_signal(signum)
+
+    for sig in SIGNALS:
+        signal.signal(sig, hold)
 
 
 class PreemptionHandler:
@@ -27,7 +44,7 @@ class PreemptionHandler:
     Signal handlers can only be installed from the main thread; elsewhere `__enter__` raises RuntimeError.
     """
 
-    def __init__(self, signals: Iterable[int] = (signal.SIGTERM, signal.SIGUSR1)):
+    def __init__(self, signals: Iterable[int] = SIGNALS):
         self.signals = tuple(signals)
         self._event = threading.Event()
         self.signum: int | None = None
@@ -57,6 +74,9 @@ class PreemptionHandler:
         for sig in self.signals:
             if sig not in self._previous:
                 self._previous[sig] = signal.signal(sig, self._handle)
+        if _held:  # a signal held while the job started
+            self.request(_held[0])
+            _held.clear()
 
     def uninstall(self) -> None:
         """Restore the handlers that were there before `install`."""
