@@ -139,6 +139,22 @@ MIRRORED_SCRIPT = textwrap.dedent(
     out["loop"] = {"diff": max(float(np.abs(one[k] - two[k]).max()) for k in one), "sizes": sizes,
                    "distributed": distributed}
 
+    WIDE = dict(NET, l1=dict(NET["l1"], n_out=8))  # "preserve" widens l1 at epoch 2 under the strategy
+    grow = TransitionManager(f"{root}/grow/net", get_network=lambda epoch: NET if epoch < 2 else WIDE,
+                             extern_data=EXTERN, num_epochs=2, strategy=mirrored(), copy_param_mode="preserve",
+                             verify_inputs={"data": x}, optimizer=lambda: keras.optimizers.SGD(0.5),
+                             log=lambda s: None)
+    with grow:
+        for epoch in grow.epochs():
+            if epoch == 2:
+                check, w = grow.last_transition.report.output_check, grow.network.param_variables()["l1/W"]
+                out["grow"] = {"diff": check.max_abs_diff, "examples": check.examples, "shape": list(w.shape),
+                               "distributed": isinstance(w.value, tf.distribute.DistributedValues)}
+            step = make_train_step(grow.network, grow.optimizer, grow.strategy)
+            for batch in grow.batches(numpy_batches(data, 8, seed=grow.shuffle_seed())):
+                step(batch)
+            grow.end_epoch({})
+
     def keras_model():
         inp = keras.Input((4,), name="x")
         h = keras.layers.Dense(6, activation="tanh", name="hidden")(inp)
@@ -188,7 +204,8 @@ MIRRORED_SCRIPT = textwrap.dedent(
 
 def test_mirrored_two_replicas_train_like_one(tmp_path):
     """MirroredStrategy over 2 logical CPUs: a custom loop, mgr.fit and `transition train` (distribution =
-    "mirrored", with a transition and a resume) give the params of one replica with the same global batch."""
+    "mirrored", with a transition and a resume) give the params of one replica with the same global batch; a
+    "preserve" growth under the strategy keeps the output (verify_inputs)."""
     script, cfg = tmp_path / "m.py", tmp_path / "c.config"
     script.write_text(MIRRORED_SCRIPT)
     cfg.write_text(CLI_CONFIG)
@@ -200,6 +217,8 @@ def test_mirrored_two_replicas_train_like_one(tmp_path):
     assert out["loop"]["distributed"] and out["loop"]["diff"] < 1e-5
     assert out["loop"]["sizes"] == [[4, 4]] * 3 + [[3, 3]] + [[4, 4]] * 3 + [[3, 3]]  # per-replica batch B/2
     assert out["fit"] < 1e-5
+    assert out["grow"]["distributed"] and out["grow"]["shape"] == [4, 8]  # grown, on both replicas
+    assert out["grow"]["examples"] == 30 and out["grow"]["diff"] < 1e-6  # verify_inputs: the output kept
     assert "built outside the strategy's scope" in out["outside"] and "hidden" in out["outside"]
     assert out["backup"].endswith("backup.002")
     assert out["cli-one-replicas"] == 1 and out["cli-two-replicas"] == 2 and out["cli"] < 1e-5
