@@ -4,6 +4,7 @@ options, and the exact resume of `mgr.fit` (a growing Keras model killed with SI
 interrupted mid-epoch), including shuffled data from `lambda epoch, seed: ...`."""
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -79,6 +80,46 @@ def test_custom_loop_over_a_keras_model_resumes(tmp_path):
             assert int(mgr2.optimizer.iterations.numpy()) == slots
             _custom_epoch(mgr2)
     assert epochs == [3] and mgr2.resumed_from.endswith("m.002")
+
+
+def _dropout_model():
+    import keras
+
+    x = keras.Input((4,), name="x")
+    h = keras.layers.Dropout(0.3, seed=1, name="drop")(keras.layers.Dense(6, activation="tanh", name="hidden")(x))
+    return keras.Model(x, keras.layers.Dense(3, name="out")(h))
+
+
+def _interruptible_run(model_dir, crash_at=None):
+    """A custom loop over a Keras model with dropout and Adam, saving every 2 steps; raises at (epoch, step)."""
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(0)  # the same init in every run (a resumed run takes its values from the checkpoint)
+    with _manager(model_dir, network=_dropout_model(), num_epochs=3, save_every_n_steps=2) as mgr:
+        for epoch in mgr.epochs():
+            model, opt = mgr.network.keras_model, mgr.optimizer
+            loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+            for step, (x, y) in enumerate(mgr.batches(_dataset(seed=mgr.shuffle_seed())), 1):
+                with tf.GradientTape() as tape:
+                    loss = loss_fn(y, model(x, training=True))
+                opt.apply_gradients(zip(tape.gradient(loss, model.trainable_variables), model.trainable_variables))
+                if (epoch, step) == crash_at:
+                    raise RuntimeError("crash")  # after the save at step 2, before step 4's
+            mgr.end_epoch({"train_score": float(loss)})
+    return {k: np.array(v.numpy()) for k, v in mgr.network.param_variables().items()}, mgr
+
+
+def test_custom_loop_over_a_keras_model_resumes_mid_epoch_bit_identically(tmp_path):
+    """A crash at step 3 of epoch 2; a new manager with a new model resumes from the save at step 2 (the batches
+    of the epoch already trained are skipped, dropout's and the optimizer's state restored) and ends equal."""
+    expected, _ = _interruptible_run(tmp_path / "straight")
+    with pytest.raises(RuntimeError, match="crash"):
+        _interruptible_run(tmp_path / "crashed", crash_at=(2, 3))
+    resumed, mgr = _interruptible_run(tmp_path / "crashed")
+    assert re.fullmatch(r".*/crashed\.002\.step0*2", mgr.resumed_from), mgr.resumed_from  # the save at step 2
+    for name, value in expected.items():
+        np.testing.assert_array_equal(resumed[name], value, err_msg=name)
 
 
 def test_get_network_transitions_only_when_the_architecture_changes(tmp_path):
