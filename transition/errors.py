@@ -16,6 +16,7 @@ __all__ = [
     "ClusterError",
     "close_matches",
     "did_you_mean",
+    "listed",
 ]
 
 
@@ -67,3 +68,11 @@ def did_you_mean(name: str, candidates: Iterable[str]) -> str:
     if not matches:
         return ""
     return " (did you mean " + " or ".join(repr(m) for m in matches) + "?)"
+
+
+def listed(items: Iterable[object], limit: int = 10) -> str:
+    """The items as a list for a message, e.g. "['a', 'b']"; past `limit` items the rest are counted, never cut
+    silently: "['a', 'b', 'c'] ... and 4 more"."""
+    items = list(items)
+    shown = repr(items[:limit])
+    return shown if len(items) <= limit else f"{shown} ... and {len(items) - limit} more"
