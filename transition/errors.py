@@ -1,4 +1,4 @@
-"""Exceptions of `transition`, and a helper for "did you mean" hints."""
+"""Exceptions of `transition`, and the helpers of messages: "did you mean" hints, lists never cut silently, counts."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ __all__ = [
     "close_matches",
     "did_you_mean",
     "listed",
+    "counted",
 ]
 
 
@@ -76,3 +77,8 @@ def listed(items: Iterable[object], limit: int = 10) -> str:
     items = list(items)
     shown = repr(items[:limit])
     return shown if len(items) <= limit else f"{shown} ... and {len(items) - limit} more"
+
+
+def counted(n: int, noun: str) -> str:
+    """`1 checkpoint`, `2 checkpoints` (the plural adds "s")."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
