@@ -46,7 +46,7 @@ def test_cli_errors_exit_1_and_name_the_path(tmp_path, capsys):
     assert main(["inspect", str(tmp_path / "missing")]) == 1
     assert "missing" in capsys.readouterr().err
     src = save_v2(tmp_path / "m", _values())
-    assert main(["convert", src, str(tmp_path / "o.npz"), "--only", "l1", "nope"]) == 1
+    assert main(["convert", src, str(tmp_path / "o.npz"), "--only", "l1", "--only", "nope"]) == 1
     assert "'nope'" in capsys.readouterr().err
     assert not os.path.exists(tmp_path / "o.npz")
 

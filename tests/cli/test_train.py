@@ -19,7 +19,7 @@ def test_cli_train_resume_and_errors(tmp_path, capsys):
     assert "transition +l2" in epoch_lines[1] and "custom importer in output" in epoch_lines[1]
     assert main(["train", str(cfg), f"--model={model}", "--no-resume"]) == 1
     assert "net.002" in capsys.readouterr().err
-    assert main(["train", str(cfg), f"--model={model}", "--num_epocs=3"]) == 1
+    assert main(["train", str(cfg), f"--model={model}", "--num_epocs=3"]) == 2  # a usage error
     assert "num_epochs" in capsys.readouterr().err
     assert main(["train", str(cfg), f"--model={model}"]) == 0
     out = capsys.readouterr().out

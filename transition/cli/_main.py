@@ -76,10 +76,13 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["train"]:
         _exit_on_preemption_during_start_up()
     parser = _build_parser()
-    args = _parse(parser, argv)
-    if not getattr(args, "func", None):
-        parser.error(f"give a COMMAND, one of: {', '.join(args.commands)} (`transition COMMAND --help` for "
-                     "its options)")
+    try:  # argparse exits (2 on bad usage, 0 after --help): returned as the exit code
+        args = _parse(parser, argv)
+        if not getattr(args, "func", None):
+            parser.error(f"give a COMMAND, one of: {', '.join(args.commands)} (`transition COMMAND --help` for "
+                         "its options)")
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else 2
     from transition.errors import TransitionError
 
     try:
