@@ -38,7 +38,7 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _exit_on_preemption_during_start_up() -> None:
+def _exit_on_preemption_during_start_up() -> dict[int, object]:
     """Until training installs its own handler, SIGTERM / SIGUSR1 exit at once with the preemption exit code
     (nothing is trained yet, so nothing is lost), so a job script that requeues on that code never loses the job
     to a signal that arrives while TensorFlow and the config load. Its line reaches the real stderr also while
@@ -54,8 +54,7 @@ def _exit_on_preemption_during_start_up() -> None:
                           f"save; exiting with code {PREEMPTED_EXIT_CODE} (run the same command again)")
         raise SystemExit(PREEMPTED_EXIT_CODE)
 
-    for sig in (signal.SIGTERM, signal.SIGUSR1):
-        signal.signal(sig, exit_preempted)
+    return {sig: signal.signal(sig, exit_preempted) for sig in (signal.SIGTERM, signal.SIGUSR1)}
 
 
 def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
@@ -73,8 +72,21 @@ def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespa
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["train"]:
-        _exit_on_preemption_during_start_up()
+    previous = _exit_on_preemption_during_start_up() if argv[:1] == ["train"] else {}
+    try:
+        return _run(argv)
+    except KeyboardInterrupt:  # Ctrl-C while starting (e.g. while TensorFlow imports): one line, no traceback
+        command = f" {argv[0]}" if argv and not argv[0].startswith("-") else ""
+        print(f"\ntransition{command}: interrupted", file=sys.stderr)
+        return _INTERRUPTED_EXIT_CODE
+    finally:  # main() called in a process that goes on (tests, scripts): its handlers back
+        import signal
+
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _run(argv: list[str]) -> int:
     parser = _build_parser()
     try:  # argparse exits (2 on bad usage, 0 after --help): returned as the exit code
         args = _parse(parser, argv)
@@ -90,9 +102,6 @@ def main(argv: list[str] | None = None) -> int:
     except TransitionError as exc:
         print(f"transition {args.command}: error: {exc}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print(f"\ntransition {args.command}: interrupted", file=sys.stderr)
-        return _INTERRUPTED_EXIT_CODE
     except BrokenPipeError:  # stdout piped into e.g. `head`, which stopped reading: no traceback
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit's flush does not fail too
         return 1
