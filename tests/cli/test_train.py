@@ -28,6 +28,9 @@ def test_cli_train_resume_and_errors(tmp_path, capsys):
     assert main(["train", str(cfg), f"--model={model}", "--num_epochs=2"]) == 0
     out = capsys.readouterr().out
     assert "nothing to train: the model is at epoch 3 and num_epochs is 2" in out and "nothing trained" in out
+    manager_line = next(ln for ln in out.splitlines() if ln.startswith("nothing to train"))
+    assert "--num_epochs" not in manager_line  # the library's line speaks API; the CLI's translates
+    assert "pass --num_epochs=4 or more" in out
 
 
 def test_sigterm_during_start_up_exits_with_the_preemption_code(tmp_path):
@@ -60,3 +63,22 @@ def test_sigterm_during_start_up_exits_with_the_preemption_code(tmp_path):
     proc.communicate(timeout=120)
     assert proc.returncode == PREEMPTED_EXIT_CODE
     assert not list(tmp_path.glob("net.*.commit.json")), "nothing was trained, so nothing is committed"
+
+
+def test_missing_load_file_names_the_option_and_creates_nothing(tmp_path, capsys):
+    cfg = tmp_path / "c.config"
+    cfg.write_text(CLI_CONFIG)
+    model = tmp_path / "new" / "net"
+    for option in ("load", "import_model_train_epoch1"):
+        missing = tmp_path / "pretrained" / "net.003"
+        assert main(["train", str(cfg), f"--model={model}", f"--{option}={missing}"]) == 1
+        err = capsys.readouterr().err
+        assert f"option {option} = {str(missing)!r}" in err and "no checkpoint at" in err
+        assert not (tmp_path / "new").exists(), "no model directory, no lock file"
+
+
+def test_plan_and_train_share_the_override_rules(tmp_path, capsys):
+    cfg = tmp_path / "c.config"
+    cfg.write_text(CLI_CONFIG)
+    assert main(["plan", str(cfg), "--num_epochs=1", "--model=" + str(tmp_path / "m")]) == 0
+    assert "epoch 1" in capsys.readouterr().out
