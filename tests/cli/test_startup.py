@@ -44,11 +44,20 @@ def test_commands_that_need_no_tensorflow_do_not_import_it(tmp_path):
     save_v2(state_dir / "ckpt-1", values)
     (state_dir / "checkpoint").write_text('model_checkpoint_path: "ckpt-1"\nall_model_checkpoint_paths: "ckpt-1"\n')
     (tmp_path / "a.config").write_text("num_epochs = 1\n")
+    import keras
+
+    keras_model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+    keras_model.save_weights(str(tmp_path / "k.weights.h5"))
+    keras_model.save(str(tmp_path / "k.keras"))
+    record = np.zeros((), dtype=[("l1/W", np.float32, (2, 3))])
+    np.save(tmp_path / "record.npy", record)
     cases = [  # (args, exit code)
         (["status", model], 0), (["status", os.path.dirname(model)], 0), (["status", model + ".001"], 0),
         (["status", str(tmp_path / "nothing")], 0),
         (["inspect", bundle], 0), (["inspect", str(tmp_path / "values.npz")], 0), (["inspect", model + ".001"], 0),
         (["inspect", str(state_dir)], 0), (["inspect", str(tmp_path / "missing")], 1),
+        (["inspect", str(tmp_path / "k.weights.h5")], 0), (["inspect", str(tmp_path / "k.keras")], 0),
+        (["inspect", str(tmp_path / "record.npy")], 0),
         (["--help"], 0), (["train", "--help"], 0), (["status", "--help"], 0), ([], 2),
         (["train"], 2), (["train", "--num_epochs", "3", "a.config"], 2), (["train", "a.config", "--nope=1"], 2),
         (["convert", bundle], 2), (["status", model, "--bogus"], 2),
