@@ -33,38 +33,6 @@ def test_cli_train_resume_and_errors(tmp_path, capsys):
     assert "pass --num_epochs=4 or more" in out
 
 
-def test_sigterm_during_start_up_exits_with_the_preemption_code(tmp_path):
-    """A preemption signal that arrives while TensorFlow and the config load (before training installs its own
-    handler) must still end with the requeue exit code, not a plain kill."""
-    import os
-    import signal
-    import subprocess
-    import sys
-    import time
-
-    from transition.training._preempt import PREEMPTED_EXIT_CODE
-
-    config = tmp_path / "tiny.config"
-    config.write_text(
-        "import numpy as np\n"
-        "extern_data = {'data': {'shape': (3,)}, 'classes': {'dim': 2, 'sparse': True, 'shape': ()}}\n"
-        "network = {'output': {'class': 'softmax', 'loss': 'ce', 'from': 'data', 'target': 'classes'}}\n"
-        "train = {'data': np.zeros((8, 3), 'float32'), 'classes': np.zeros((8,), 'int32')}\n"
-        f"model = {str(tmp_path / 'net')!r}\n"
-        "num_epochs = 1\n"
-        "batch_size = 4\n"
-        "optimizer = {'class': 'adam'}\n"
-        "learning_rate = 0.01\n"
-    )
-    proc = subprocess.Popen([sys.executable, "-m", "transition", "train", str(config)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(os.environ))
-    time.sleep(0.7)  # the parser is up (the package imports lazily); TensorFlow is still loading
-    proc.send_signal(signal.SIGTERM)
-    proc.communicate(timeout=120)
-    assert proc.returncode == PREEMPTED_EXIT_CODE
-    assert not list(tmp_path.glob("net.*.commit.json")), "nothing was trained, so nothing is committed"
-
-
 def test_missing_load_file_names_the_option_and_creates_nothing(tmp_path, capsys):
     cfg = tmp_path / "c.config"
     cfg.write_text(CLI_CONFIG)
