@@ -1,4 +1,4 @@
-"""Exceptions of `transition`, and a helper for "did you mean" hints."""
+"""Exceptions of `transition`, and the helpers of messages: "did you mean" hints, lists never cut silently, counts."""
 
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ __all__ = [
     "ClusterError",
     "close_matches",
     "did_you_mean",
+    "listed",
+    "counted",
 ]
 
 
@@ -67,3 +69,16 @@ def did_you_mean(name: str, candidates: Iterable[str]) -> str:
     if not matches:
         return ""
     return " (did you mean " + " or ".join(repr(m) for m in matches) + "?)"
+
+
+def listed(items: Iterable[object], limit: int = 10) -> str:
+    """The items as a list for a message, e.g. "['a', 'b']"; past `limit` items the rest are counted, never cut
+    silently: "['a', 'b', 'c'] ... and 4 more"."""
+    items = list(items)
+    shown = repr(items[:limit])
+    return shown if len(items) <= limit else f"{shown} ... and {len(items) - limit} more"
+
+
+def counted(n: int, noun: str) -> str:
+    """`1 checkpoint`, `2 checkpoints` (the plural adds "s")."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"

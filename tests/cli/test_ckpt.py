@@ -46,7 +46,7 @@ def test_cli_errors_exit_1_and_name_the_path(tmp_path, capsys):
     assert main(["inspect", str(tmp_path / "missing")]) == 1
     assert "missing" in capsys.readouterr().err
     src = save_v2(tmp_path / "m", _values())
-    assert main(["convert", src, str(tmp_path / "o.npz"), "--only", "l1", "nope"]) == 1
+    assert main(["convert", src, str(tmp_path / "o.npz"), "--only", "l1", "--only", "nope"]) == 1
     assert "'nope'" in capsys.readouterr().err
     assert not os.path.exists(tmp_path / "o.npz")
 
@@ -110,3 +110,28 @@ def test_cli_output_into_a_closed_pipe_is_no_traceback(tmp_path):
     err = proc.stderr.read()
     assert proc.wait(timeout=120) == 1
     assert "Traceback" not in err and "BrokenPipeError" not in err, err
+
+
+def test_cli_inspect_of_a_state_file_directory_agrees_with_tf(tmp_path, capsys):
+    """TF's `checkpoint` state file is read without TensorFlow, to the checkpoint tf.train.latest_checkpoint names."""
+    import tensorflow as tf
+
+    directory = tmp_path / 'odd "dir" é'  # escaped in the state file (TF's own glob fails on a backslash)
+    v = tf.Variable(np.arange(3, dtype=np.float32))
+    manager = tf.train.CheckpointManager(tf.train.Checkpoint(v=v), str(directory), max_to_keep=3)
+    manager.save()
+    v.assign([7.0, 8.0, 9.0])
+    manager.save()
+    # an absolute path in the state file (as TF1's savers write it): the quotes are escaped
+    tf.compat.v1.train.update_checkpoint_state(str(directory), str(directory / "ckpt-1"))
+    expected = tf.train.latest_checkpoint(str(directory))
+    assert expected is not None and '\\"' in (directory / "checkpoint").read_text()
+    for path in (directory, directory / "checkpoint"):
+        assert main(["inspect", "--json", str(path)]) == 0
+        assert json.loads(capsys.readouterr().out)["path"] == expected
+    (directory / "checkpoint").write_text('model_checkpoint_path: "gone-9"\n')
+    assert main(["inspect", str(directory)]) == 1
+    assert "names no existing checkpoint" in capsys.readouterr().err
+    (directory / "checkpoint").write_text("model_checkpoint_path: unquoted\n")
+    assert main(["inspect", str(directory)]) == 1
+    assert "cannot parse the checkpoint state file" in capsys.readouterr().err

@@ -82,3 +82,33 @@ def test_cli_status_with_only_foreign_epoch_files_is_no_error(model, capsys):
     status = json.loads(capsys.readouterr().out)
     assert status["error"] is None and status["resume_from"] is None
     assert [r["epoch"] for r in status["checkpoints"]] == [20]
+
+
+def test_cli_status_of_a_directory_or_a_checkpoint_file_finds_the_model(model, capsys):
+    with CheckpointStore(model) as store:
+        store.save(1, 0, _params(), scores={"dev": 0.5})
+        store.save(2, 0, _params(), scores={"dev": 0.25})
+    directory = os.path.dirname(model)
+    for path in (directory, model + ".002", model + ".001.index"):
+        assert main(["status", path, "--json"]) == 0, path
+        status = json.loads(capsys.readouterr().out)
+        assert status["model"] == model and status["resume_from"] == model + ".002", path
+        assert [os.path.basename(r["prefix"]) for r in status["checkpoints"]] == ["network.001", "network.002"]
+        assert path in status["note"]
+    assert main(["status", directory]) == 0
+    out = capsys.readouterr().out
+    assert "2 checkpoints" in out and "no checkpoints" not in out and f"resume would use (*): {model}.002" in out
+    assert main(["status", model + "-typo"]) == 0  # no checkpoints of its own: the directory's models are named
+    assert model in capsys.readouterr().out
+    with CheckpointStore(os.path.join(directory, "other")) as store:
+        store.save(1, 0, _params())
+    assert main(["status", directory]) == 1  # two models: which one?
+    err = capsys.readouterr().err
+    assert model in err and os.path.join(directory, "other") in err and "2 models" in err
+
+
+def test_cli_status_of_one_checkpoint_says_checkpoint(model, capsys):
+    with CheckpointStore(model) as store:
+        store.save(1, 0, _params())
+    assert main(["status", model]) == 0
+    assert f"model {model}: 1 checkpoint\n" in capsys.readouterr().out

@@ -36,7 +36,7 @@ from transition.checkpoint._reader_base import (
     strip_tensor_suffix,
 )
 from transition.checkpoint._zip import STORED, BadZip, ZipArchive
-from transition.errors import CheckpointError
+from transition.errors import CheckpointError, listed
 from transition.internal import _fs
 from transition.internal._aligned import aligned_empty
 
@@ -208,7 +208,7 @@ class KerasH5Reader(CheckpointReader):
         member = archive.members.get(_KERAS_WEIGHTS)
         if member is None:
             raise CheckpointError(f"{path} is a .keras archive without {_KERAS_WEIGHTS} (members: "
-                                  f"{sorted(archive.members)[:10]}); save the model with model.save")
+                                  f"{listed(sorted(archive.members))}); save the model with model.save")
         where = f"{path} (its {_KERAS_WEIGHTS})"
         if member.method == STORED:
             self._crc_pending = (archive, member)

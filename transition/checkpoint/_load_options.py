@@ -17,8 +17,8 @@ from transition.checkpoint._epochs import list_epoch_models
 from transition.checkpoint._load_report import LoadReport
 from transition.checkpoint._loading import load_checkpoint
 from transition.checkpoint._naming import GLOBAL_STEP_TENSOR, epoch_from_filename
-from transition.checkpoint._reader import open_checkpoint
-from transition.errors import ConfigError, did_you_mean
+from transition.checkpoint._reader import open_checkpoint, resolve_checkpoint
+from transition.errors import CheckpointError, ConfigError, did_you_mean
 
 __all__ = [
     "PRELOAD_KEYS",
@@ -28,6 +28,7 @@ __all__ = [
     "parse_preload_from_files",
     "decide_loading",
     "decide_and_load",
+    "check_load_files",
 ]
 
 PRELOAD_KEYS = ("filename", "init_for_train", "ignore_missing", "ignore_params", "ignore_params_prefixes",
@@ -315,6 +316,20 @@ def decide_loading(options: Mapping[str, Any], task: str, existing_epochs: Mappi
                     notes=tuple(notes))
 
 
+def check_load_files(plan: LoadPlan) -> None:
+    """A CheckpointError naming the option unless every file the plan loads from the options (`load`,
+    `import_model_train_epoch1`, the preload_from_files entries) is a checkpoint (found, committed); reads only
+    names of files, so it can run before anything is created."""
+    sources = [(f"preload_from_files[{entry.name!r}]['filename']", entry.filename) for entry in plan.preloads]
+    if plan.model_file and plan.model_role in (ROLE_LOAD, ROLE_IMPORT):
+        sources.append((plan.model_role, plan.model_file))
+    for option, path in sources:
+        try:
+            resolve_checkpoint(path)
+        except CheckpointError as exc:
+            raise CheckpointError(f"option {option} = {os.fspath(path)!r}: {exc}") from None
+
+
 def decide_and_load(
     options: Mapping[str, Any],
     *,
@@ -331,6 +346,7 @@ def decide_and_load(
         if model:
             existing_epochs = dict(list_epoch_models(os.fspath(model)))
     plan = decide_loading(options, task, existing_epochs)
+    check_load_files(plan)
     done: set[str] = set()
     reports = []
     for entry in plan.preloads:

@@ -27,6 +27,7 @@ from transition.errors import (
     MissingParamsError,
     ShapeMismatchError,
     did_you_mean,
+    listed,
 )
 from transition.params._copy_modes import Action, decide_copy, layer_import, resets
 
@@ -172,7 +173,7 @@ def _check_names(option: str, entries: Iterable[str], used: Collection[str], can
         details = "; ".join(f"{e!r}{did_you_mean(e, cands)}" for e in unmatched)
         raise ConfigError(f"{option} entries match no param that this load would touch: {details}. "
                           "Fix or remove them; entries are checkpoint-side names, as this load would read them: "
-                          f"{cands[:5]!r}.")
+                          f"{listed(cands, 5)}.")
 
 
 class _Ignores:
@@ -242,7 +243,7 @@ class _Planner:
         if self.prefix and not self.selected:
             layers = sorted({n.split("/", 1)[0] for n in self.specs})
             raise ConfigError(f"prefix {self.prefix!r} matches no layer of the network"
-                              f"{did_you_mean(self.prefix, layers)}; layers are {layers[:10]!r}")
+                              f"{did_you_mean(self.prefix, layers)}; layers are {listed(layers)}")
 
     def resolve_mapping(self, mapping_in: Mapping[str, str]) -> dict[str, str]:
         """var_name_mapping keys: full network names, or (RETURNN style) names without the prefix."""
@@ -381,7 +382,7 @@ class _Planner:
         if not out.assign and not out.partial and not out.supplied and not out.custom and out.missing:
             raise MissingParamsError(f"none of the {len(out.missing)} selected params is in {self.path} "
                                      f"(prefix={self.prefix!r}); wrong file or prefix? checkpoint names: "
-                                     f"{sorted(self.ckpt_names)[:8]!r}")
+                                     f"{listed(sorted(self.ckpt_names), 8)}")
 
     def report(self, custom_sel: Mapping[str, list[str]]) -> LoadReport:
         out = self.out

@@ -35,6 +35,7 @@ __all__ = [
     "checkpoint_prefix",
     "parse_name",
     "epoch_from_filename",
+    "model_of_file",
     "strip_tf_suffix",
     "data_suffix",
     "parse_data_suffix",
@@ -113,6 +114,16 @@ def epoch_from_filename(path: str | os.PathLike) -> int | None:
     if not m or f"{int(m['epoch']):03d}" != m["epoch"]:
         return None
     return int(m["epoch"])
+
+
+def model_of_file(path: str | os.PathLike) -> str | None:
+    """The model of a checkpoint's file or prefix (`runs/network.024`, `runs/network.024.index`,
+    `runs/network.003.step00000020.commit.json` -> `runs/network`), else None."""
+    directory, name = os.path.split(os.fspath(path))
+    for i, char in enumerate(name):  # the shortest base whose checkpoint this name is
+        if char == "." and i and parse_name(name[:i], name) is not None:
+            return os.path.join(directory, name[:i])
+    return None
 
 
 def strip_tf_suffix(path: str) -> str:

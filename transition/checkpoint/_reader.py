@@ -12,7 +12,9 @@ Every failure is a CheckpointError naming the path and what to do.
 
 from __future__ import annotations
 
+import codecs
 import os
+import re
 
 import numpy as np
 
@@ -23,7 +25,7 @@ from transition.checkpoint._epochs import (
 )
 from transition.checkpoint._naming import INDEX_SUFFIX, META_SUFFIX, strip_tf_suffix
 from transition.checkpoint._reader_base import CheckpointReader
-from transition.errors import CheckpointError, close_matches
+from transition.errors import CheckpointError, close_matches, listed
 from transition.internal import _fs
 
 __all__ = [
@@ -39,20 +41,41 @@ _MAGIC = {b"PK\x03\x04": "npz", b"PK\x05\x06": "npz", b"\x93NUMPY": "npy", b"\x8
 _EXT = {".npz": "npz", ".npy": "npy", ".h5": "h5", ".hdf5": "h5", ".keras": "h5"}
 
 
-def _from_state_file(directory: str) -> str:
-    import tensorflow as tf
+_STATE_LINE = re.compile(r"""\s*model_checkpoint_path\s*:\s*(?:"((?:[^"\\]|\\.)*)"|'((?:[^'\\]|\\.)*)')\s*""")
 
+
+def _latest_in_state_file(state_file: str) -> str | None:
+    """`model_checkpoint_path` of TF's checkpoint state file (a text-format CheckpointState), as
+    `tf.train.latest_checkpoint` reads it but without TensorFlow; None where the file names none."""
+    text = _fs.read_text(state_file)
+    latest = None
+    for line in text.splitlines():
+        if not line.strip() or not line.lstrip().startswith("model_checkpoint_path"):
+            continue
+        m = _STATE_LINE.fullmatch(line)
+        if m is None:
+            raise ValueError(f"cannot parse the line {line.strip()[:200]!r}")
+        raw = m.group(1) if m.group(1) is not None else m.group(2)
+        latest = codecs.escape_decode(raw.encode("utf-8"))[0].decode("utf-8")
+    return latest
+
+
+def _from_state_file(directory: str) -> str:
+    state_file = os.path.join(directory, "checkpoint")
     try:
-        latest = tf.train.latest_checkpoint(directory)
-    except Exception as exc:
+        latest = _latest_in_state_file(state_file)
+    except (OSError, ValueError) as exc:
         raise CheckpointError(
-            f"cannot parse the checkpoint state file {os.path.join(directory, 'checkpoint')}: {exc}; fix or delete "
-            f"it and give the checkpoint prefix instead"
+            f"cannot parse the checkpoint state file {state_file}: {exc}; fix or delete it and give the checkpoint "
+            f"prefix instead"
         ) from exc
-    if latest is None:
+    if latest and not os.path.isabs(latest) and "://" not in latest:
+        latest = os.path.join(directory, latest)
+    if not latest or not any(_fs.isfile(latest + s) for s in (INDEX_SUFFIX, META_SUFFIX, "")):
+        named = f" ({latest} has no {INDEX_SUFFIX} file)" if latest else ""
         raise CheckpointError(
-            f"the checkpoint state file {os.path.join(directory, 'checkpoint')} names no existing checkpoint; "
-            f"give the checkpoint prefix instead"
+            f"the checkpoint state file {state_file} names no existing checkpoint{named}; give the checkpoint "
+            f"prefix instead"
         )
     return latest
 
@@ -88,10 +111,10 @@ def resolve_checkpoint(path: str | os.PathLike) -> tuple[str, str]:
         if _fs.isfile(os.path.join(path, "checkpoint")):
             path = _from_state_file(path)
         else:
-            bundles = sorted(f[: -len(INDEX_SUFFIX)] for f in _fs.listdir(path) if f.endswith(INDEX_SUFFIX))[:5]
+            bundles = sorted(f[: -len(INDEX_SUFFIX)] for f in _fs.listdir(path) if f.endswith(INDEX_SUFFIX))
             raise CheckpointError(
                 f"{path} is a directory without a 'checkpoint' state file; give a checkpoint prefix"
-                + (f", e.g. one of {[os.path.join(path, b) for b in bundles]}" if bundles else "")
+                + (f", one of {listed([os.path.join(path, b) for b in bundles])}" if bundles else "")
             )
     elif os.path.basename(path) == "checkpoint" and _fs.isfile(path):
         path = _from_state_file(os.path.dirname(path) or ".")

@@ -28,12 +28,15 @@ from transition.errors import (
     ConfigError,
     MissingParamsError,
     ShapeMismatchError,
+    counted,
     did_you_mean,
+    listed,
 )
 from transition.internal import _fs
 
 __all__ = [
     "CheckpointEntry",
+    "DestinationExistsError",
     "inspect_checkpoint",
     "format_inspection",
     "select_names",
@@ -41,6 +44,18 @@ __all__ = [
     "convert_checkpoint",
     "average_checkpoints",
 ]
+
+
+class DestinationExistsError(CheckpointError):
+    """The checkpoint to write exists already; `advice` is how to overwrite it (`overwrite=True`, or the command
+    line's `--force`: `with_advice` gives the message for it)."""
+
+    def __init__(self, path: str, advice: str):
+        super().__init__(f"{path} exists already; delete it or pass {advice}")
+        self.path = path
+
+    def with_advice(self, advice: str) -> DestinationExistsError:
+        return DestinationExistsError(self.path, advice)
 
 
 class CheckpointEntry(NamedTuple):
@@ -81,7 +96,8 @@ def format_inspection(entries: Sequence[CheckpointEntry], *, path: str | None = 
     lines.extend(fmt.format(*r) for r in rows)
     total = sum(e.nbytes for e in entries)
     elements = sum(int(np.prod(e.shape, dtype=np.int64)) for e in entries)
-    lines.append(f"total: {len(entries)} arrays, {elements} elements, {human_size(total)} ({total} bytes)")
+    lines.append(f"total: {counted(len(entries), 'array')}, {counted(elements, 'element')}, {human_size(total)} "
+                 f"({counted(total, 'byte')})")
     return "\n".join(lines)
 
 
@@ -176,7 +192,7 @@ def write_checkpoint(values: Mapping[str, np.ndarray], dst: str | os.PathLike, *
         raise ConfigError(f"give the destination TF checkpoint as a prefix, not a file inside it: {dst}")
     exists = _fs.exists(dst) if is_npz else _fs.exists(dst + INDEX_SUFFIX)
     if exists and not overwrite:
-        raise CheckpointError(f"{dst} exists already; delete it or pass overwrite=True (--force)")
+        raise DestinationExistsError(dst, "overwrite=True")
     _fs.makedirs(os.path.dirname(dst) or ".")
     values = {k: np.asarray(v) for k, v in values.items()}
     (_write_npz if is_npz else _write_tf)(values, dst)
@@ -188,14 +204,16 @@ def convert_checkpoint(
     dst: str | os.PathLike,
     *,
     only_names: Iterable[str] | None = None,
-    exact_names: Iterable[str] | None = None,
+    exact_names: Iterable[str] | Mapping[str, Sequence[int]] | None = None,
     overwrite: bool = False,
 ) -> list[str]:
     """Copy a checkpoint (any format `open_checkpoint` reads) to .npz or a TF bundle; returns the names written.
 
     `only_names`: names or prefixes to keep (see `select_names`); each must match something. `exact_names`: names
     to keep as they are (e.g. the `layer/param` names a network needs, `Network.param_variables()`, without the
-    optimizer's `layer/param/Adam`); each must be in the checkpoint. Given both, the union is kept.
+    optimizer's `layer/param/Adam`); each must be in the checkpoint, and where `exact_names` maps names to shapes
+    (e.g. {name: v.shape for name, v in network.param_variables().items()}) have that shape. Given both, the union
+    is kept.
     """
     with open_checkpoint(src) as reader:
         if only_names is None and exact_names is None:
@@ -205,6 +223,8 @@ def convert_checkpoint(
             if exact_names is not None:
                 exact = list(exact_names)
                 _require_names(reader.names(), exact, reader.path)
+                if isinstance(exact_names, Mapping):
+                    _require_shapes(reader, exact_names)
                 names = sorted(set(names) | {strip_tensor_suffix(n) for n in exact})
         values = {n: reader.read(n) for n in names}
     write_checkpoint(values, dst, overwrite=overwrite)
@@ -217,9 +237,22 @@ def _require_names(reader_names: Iterable[str], needed: Iterable[str], src: str)
     missing = [n for n in needed if strip_tensor_suffix(n) not in have]
     if missing:
         hints = "; ".join(f"{n!r}{did_you_mean(n, have)}" for n in missing[:10])
-        raise MissingParamsError(f"checkpoint {src} lacks {len(missing)} of the {len(set(needed))} variables "
-                                 f"asked for: {hints}; convert from a checkpoint of "
+        more = f" ... and {len(missing) - 10} more" if len(missing) > 10 else ""
+        raise MissingParamsError(f"checkpoint {src} lacks {len(missing)} of the {counted(len(set(needed)), 'variable')} "
+                                 f"asked for: {hints}{more}; convert from a checkpoint of "
                                  f"this network, or check the network description")
+
+
+def _require_shapes(reader: CheckpointReader, shapes: Mapping[str, Sequence[int]]) -> None:
+    """Raise ShapeMismatchError listing every name whose shape in the checkpoint differs from the one asked for."""
+    wrong = [(n, tuple(int(d) for d in shape), reader.shape(strip_tensor_suffix(n))) for n, shape in shapes.items()
+             if tuple(int(d) for d in shape) != tuple(reader.shape(strip_tensor_suffix(n)))]
+    if wrong:
+        details = "; ".join(f"{n!r} is {list(have)} there, the network needs {list(want)}" for n, want, have in wrong[:10])
+        more = f" ... and {len(wrong) - 10} more" if len(wrong) > 10 else ""
+        raise ShapeMismatchError(f"checkpoint {reader.path} does not fit the network: {counted(len(wrong), 'variable')} "
+                                 f"of another shape: {details}{more}; convert from a checkpoint of this network, or "
+                                 "check the network description")
 
 
 def average_checkpoints(
@@ -243,7 +276,8 @@ def average_checkpoints(
             if only_first or only_this:
                 raise CheckpointError(
                     f"checkpoints {first.path} and {reader.path} differ in variables: only in the first "
-                    f"{only_first[:10]}, only in the second {only_this[:10]}; average checkpoints of one model only"
+                    f"{listed(only_first)}, only in the second {listed(only_this)}; average checkpoints of one model "
+                    "only"
                 )
             for n in names:
                 if reader.shape(n) != first.shape(n) or reader.dtype(n) != first.dtype(n):

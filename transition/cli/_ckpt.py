@@ -6,8 +6,11 @@ Tables for people; `--json` prints one JSON object for scripts.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+from collections.abc import Iterator
 
+from transition.errors import counted
 from transition.internal import _fs
 
 __all__ = ["register"]
@@ -23,8 +26,19 @@ def _quiet_tf() -> None:
     quiet_tensorflow()
 
 
+@contextlib.contextmanager
+def _force_advice() -> Iterator[None]:
+    """An existing destination: the command line's advice is --force (the library's is overwrite=True)."""
+    from transition.checkpoint._tools import DestinationExistsError
+
+    try:
+        yield
+    except DestinationExistsError as exc:
+        raise exc.with_advice("--force") from None
+
+
 def _cmd_inspect(args: argparse.Namespace) -> int:
-    _quiet_tf()
+    # no TensorFlow: bundles are listed from their index (our own parser), .npz / .npy / .h5 by their readers
     from transition.checkpoint._reader import open_checkpoint
     from transition.checkpoint._tools import format_inspection, inspect_checkpoint
 
@@ -39,8 +53,8 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
-def _network_param_names(spec_path: str) -> list[str]:
-    """The `layer/param` names of the network described by a JSON file {"network": {...}, "extern_data": {...}}."""
+def _network_param_shapes(spec_path: str) -> dict[str, tuple[int, ...]]:
+    """{`layer/param`: shape} of the network described by a JSON file {"network": {...}, "extern_data": {...}}."""
     from transition.errors import ConfigError
 
     try:
@@ -57,7 +71,7 @@ def _network_param_names(spec_path: str) -> list[str]:
     from transition.network._network import Network
 
     network = Network.from_dict(spec["network"], spec["extern_data"], behavior_version=spec.get("behavior_version"))
-    return sorted(network.param_variables())
+    return {name: tuple(v.shape) for name, v in sorted(network.param_variables().items())}
 
 
 def _cmd_convert(args: argparse.Namespace) -> int:
@@ -65,24 +79,38 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     from transition.checkpoint._tools import convert_checkpoint
 
     only = list(args.only) if args.only else None
-    exact = _network_param_names(args.only_network) if args.only_network else None
-    names = convert_checkpoint(args.src, args.dst, only_names=only, exact_names=exact, overwrite=args.force)
+    exact = _network_param_shapes(args.only_network) if args.only_network else None
+    with _force_advice():
+        names = convert_checkpoint(args.src, args.dst, only_names=only, exact_names=exact, overwrite=args.force)
     if args.json:
         print(json.dumps({"src": args.src, "dst": args.dst, "names": names}, indent=1))
     else:
-        print(f"wrote {len(names)} arrays from {args.src} to {args.dst}")
+        print(f"wrote {counted(len(names), 'array')} from {args.src} to {args.dst}")
     return 0
+
+
+def _check_convert_extras(args: argparse.Namespace, extras: list[str], argv: list[str]) -> None:
+    """More than SRC and DST: a usage error; after `--only A B` it says that --only takes one name (repeat it)."""
+    if not extras:
+        return
+    if args.only and any(arg == "--only" for arg in argv):
+        names = [*args.only, *(e for e in extras if not e.startswith("-"))]
+        args.parser.error(f"unexpected argument(s) {' '.join(extras)}: --only takes one NAME; repeat it for more: "
+                          + " ".join(f"--only {n}" for n in names))
+    args.parser.error(f"unrecognized arguments: {' '.join(extras)}")
 
 
 def _cmd_avg(args: argparse.Namespace) -> int:
     _quiet_tf()
     from transition.checkpoint._tools import average_checkpoints
 
-    names = average_checkpoints(args.ckpts, args.output, overwrite=args.force)
+    with _force_advice():
+        names = average_checkpoints(args.ckpts, args.output, overwrite=args.force)
     if args.json:
         print(json.dumps({"inputs": args.ckpts, "output": args.output, "names": names}, indent=1))
     else:
-        print(f"wrote the average of {len(args.ckpts)} checkpoints ({len(names)} arrays) to {args.output}")
+        print(f"wrote the average of {counted(len(args.ckpts), 'checkpoint')} ({counted(len(names), 'array')}) to "
+              f"{args.output}")
     return 0
 
 
@@ -112,9 +140,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("dst")
     p.add_argument(
         "--only",
-        nargs="+",
+        action="append",
         metavar="NAME",
-        help="keep only these names and the names under them ('layer' = 'layer/...')",
+        help="keep only this name and the names under it ('layer' = 'layer/...'); repeat it for more: "
+        "--only l1 --only l2",
     )
     p.add_argument(
         "--only-network",
@@ -123,7 +152,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "a JSON file {\"network\": net dict, \"extern_data\": {...}}",
     )
     _add_flags(p, force="overwrite DST")
-    p.set_defaults(func=_cmd_convert)
+    p.set_defaults(func=_cmd_convert, extras=_check_convert_extras)
 
     p = subparsers.add_parser(
         "avg",

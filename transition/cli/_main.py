@@ -1,7 +1,10 @@
 """The `transition` command line: a dispatcher over the sub-commands of the other modules of `cli`.
 
 Each of them exposes `register(subparsers)`, which adds its sub-commands and sets `func` (taking the parsed
-arguments, returning the exit code) as the parser default.
+arguments, returning the exit code) as the parser default; a sub-command that takes arguments argparse does not
+know (`train`'s `--key=value` overrides) sets `extras` too: it gets them (and its parser, for usage errors) and
+returns the checked list. Usage errors exit 2 (argparse's code) before anything heavy is imported; TensorFlow is
+imported only by the sub-commands that need it.
 """
 
 from __future__ import annotations
@@ -17,48 +20,83 @@ from transition.cli._train import register as _register_train
 __all__ = ["main"]
 
 _REGISTER = (_register_ckpt, _register_status, _register_train)
+_INTERRUPTED_EXIT_CODE = 130
 
 
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="transition",
         description="Epoch transitions, param loading and exact resume for TensorFlow / Keras 3 training jobs.",
+        epilog="Exit codes: 0 done, 1 an error, 2 bad usage, 75 preempted (requeue), 130 interrupted.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for register in _REGISTER:
         register(sub)
+    for sub_parser in sub.choices.values():  # for usage errors found after parsing
+        sub_parser.set_defaults(parser=sub_parser)
+    parser.set_defaults(commands=list(sub.choices))
     return parser
 
 
-def _exit_on_preemption_during_start_up() -> None:
+def _exit_on_preemption_during_start_up() -> dict[int, object]:
     """Until training installs its own handler, SIGTERM / SIGUSR1 exit at once with the preemption exit code
     (nothing is trained yet, so nothing is lost), so a job script that requeues on that code never loses the job
-    to a signal that arrives while TensorFlow and the config load."""
+    to a signal that arrives while TensorFlow and the config load. Its line reaches the real stderr also while
+    TensorFlow's import has fd 2 silenced."""
     import signal
 
+    from transition.internal._quiet import write_stderr_line
     from transition.training._preempt import PREEMPTED_EXIT_CODE
 
     def exit_preempted(signum: int, frame: object) -> None:
         name = signal.Signals(signum).name
-        print(f"preempted ({name}) while starting, before any training: nothing to save; "
-              f"exiting with code {PREEMPTED_EXIT_CODE}", file=sys.stderr)
+        write_stderr_line(f"transition train: preempted ({name}) while starting, before any training: nothing to "
+                          f"save; exiting with code {PREEMPTED_EXIT_CODE} (run the same command again)")
         raise SystemExit(PREEMPTED_EXIT_CODE)
 
-    for sig in (signal.SIGTERM, signal.SIGUSR1):
-        signal.signal(sig, exit_preempted)
+    return {sig: signal.signal(sig, exit_preempted) for sig in (signal.SIGTERM, signal.SIGUSR1)}
+
+
+def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    """Parse; arguments argparse does not know go to the sub-command's `extras` check, else are a usage error."""
+    args, extras = parser.parse_known_args(argv)
+    check = getattr(args, "extras", None)
+    if check is not None:
+        check(args, extras, argv)
+    elif extras:
+        sub = getattr(args, "parser", parser)
+        sub.error(f"unrecognized arguments: {' '.join(extras)}")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    previous = _exit_on_preemption_during_start_up() if argv[:1] == ["train"] else {}
+    try:
+        return _run(argv)
+    except KeyboardInterrupt:  # Ctrl-C while starting (e.g. while TensorFlow imports): one line, no traceback
+        command = f" {argv[0]}" if argv and not argv[0].startswith("-") else ""
+        print(f"\ntransition{command}: interrupted", file=sys.stderr)
+        return _INTERRUPTED_EXIT_CODE
+    finally:  # main() called in a process that goes on (tests, scripts): its handlers back
+        import signal
+
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _run(argv: list[str]) -> int:
     parser = _build_parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "func", None):
-        parser.print_help()
-        return 2
+    try:  # argparse exits (2 on bad usage, 0 after --help): returned as the exit code
+        args = _parse(parser, argv)
+        if not getattr(args, "func", None):
+            parser.error(f"give a COMMAND, one of: {', '.join(args.commands)} (`transition COMMAND --help` for "
+                         "its options)")
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else 2
     from transition.errors import TransitionError
 
-    if args.command == "train":
-        _exit_on_preemption_during_start_up()
     try:
         return int(args.func(args) or 0)
     except TransitionError as exc:

@@ -63,7 +63,8 @@ def _table(status: dict) -> str:
     from transition.checkpoint._tools import human_size
 
     rows = status["checkpoints"]
-    lines = [f"model {status['model']}: {len(rows) or 'no'} checkpoint{'' if len(rows) == 1 else 's'}"]
+    lines = [f"note: {status['note']}"] if status.get("note") else []
+    lines.append(f"model {status['model']}: {len(rows) or 'no'} checkpoint{'' if len(rows) == 1 else 's'}")
     header = ("", "checkpoint", "epoch", "step", "kind", "size", "scores", "status")
     cells = []
     for r in rows:
@@ -97,8 +98,55 @@ def _table(status: dict) -> str:
     return "\n".join(lines)
 
 
+def _models_in(directory: str) -> list[str]:
+    """The models with checkpoint files in `directory`, sorted."""
+    from transition.checkpoint._naming import model_of_file
+
+    try:
+        files = _fs.listdir(directory or ".")
+    except OSError:
+        return []
+    return sorted({m for m in (model_of_file(os.path.join(directory, f)) for f in files) if m is not None})
+
+
+def _has_checkpoints(model: str) -> bool:
+    from transition.checkpoint._epochs import list_epoch_models
+
+    directory = os.path.dirname(model)
+    return model in _models_in(directory) or bool(list_epoch_models(model))
+
+
+def _resolve_model(path: str) -> tuple[str, str | None]:
+    """(the model whose checkpoints to list, a note saying how MODEL was read or None): MODEL itself when it has
+    checkpoints; else the one model of a directory, or the model of a checkpoint's file or prefix. A directory of
+    several models is a ConfigError listing them."""
+    from transition.checkpoint._naming import model_of_file
+    from transition.errors import ConfigError, listed
+
+    if _has_checkpoints(path):
+        return path, None
+    if _fs.isdir(path):
+        models = _models_in(path)
+        if len(models) == 1:
+            return models[0], f"{path} is a directory: its checkpoints are those of model {models[0]}"
+        if models:
+            raise ConfigError(f"{path} is a directory with the checkpoints of {len(models)} models: give one "
+                              f"(MODEL is the path prefix of its checkpoints), one of {listed(models)}")
+        return path, f"{path} is a directory without checkpoints; MODEL is the path prefix of a model's " \
+                     "checkpoints (e.g. runs/exp/network for runs/exp/network.001)"
+    model = model_of_file(path)
+    if model is not None and _has_checkpoints(model):
+        return model, f"{path} is a checkpoint of model {model}: listing that model's checkpoints"
+    others = [m for m in _models_in(os.path.dirname(path)) if m != path]
+    if others:
+        return path, f"no checkpoints of model {path}; its directory has those of {listed(others)}"
+    return path, None
+
+
 def run_status(args: argparse.Namespace) -> int:
-    status = _status(args.model, args.verify_all)
+    model, note = _resolve_model(args.model)
+    status = _status(model, args.verify_all)
+    status["note"] = note
     if args.json:
         json.dump(status, sys.stdout, indent=1)
         sys.stdout.write("\n")

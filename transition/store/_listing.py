@@ -21,7 +21,7 @@ from transition.store import _atomic
 from transition.store._info import CheckpointInfo, info_from_commit
 from transition.store._state import check_state_contents
 
-__all__ = ["list_checkpoints", "check_checkpoint", "NOT_COMMITTED_FOREIGN"]
+__all__ = ["list_checkpoints", "check_checkpoint", "has_checkpoint_files", "NOT_COMMITTED_FOREIGN"]
 
 NOT_COMMITTED_FOREIGN = "not committed: no commit file (not written by transition's store)"
 _NOT_COMMITTED_PENDING = "not committed: a save was interrupted or is under way (.pending)"
@@ -43,6 +43,11 @@ def _candidates(model: str) -> dict[str, tuple[int, int, bool, set[str]]]:
         kinds = found.setdefault(prefix, (parsed.epoch, parsed.step or 0, parsed.step is None, set()))[3]
         kinds.add("legacy" if parsed.pretrain else parsed.suffix)  # RETURNN's pretrain files are never ours
     return found
+
+
+def has_checkpoint_files(model: str) -> bool:
+    """Whether `model` has any checkpoint file (a bundle index, a commit or a pending file; good or not)."""
+    return bool(_candidates(model))
 
 
 def check_checkpoint(model: str, prefix: str, *, checksums: bool) -> CheckpointInfo:

@@ -50,6 +50,8 @@ class ResumeScan:
         if self.good is not None or not self.unusable:
             return None
         listing = "; ".join(f"{i.prefix}: {i.damaged}" for i in self.unusable[:5])
+        if len(self.unusable) > 5:
+            listing += f"; ... and {len(self.unusable) - 5} more (`transition status {self.model}` lists them)"
         return CheckpointError(
             f"model {self.model} has checkpoints but none is good ({listing}). Not starting from scratch: "
             "repair or move these files away, or load params explicitly"

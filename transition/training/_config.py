@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 
 import attrs
 
-from transition.errors import ConfigError, did_you_mean
+from transition.errors import ConfigError, did_you_mean, listed
 from transition.internal import _fs
 from transition.netdict._pretrain import Pretrain, pretrain_from_config
 from transition.store._keep import KeepPolicy
@@ -36,7 +36,8 @@ from transition.training._options import (
     ManagerOptions,
 )
 
-__all__ = ["Config", "ConfigKey", "KNOWN_KEYS", "load_config", "parse_overrides", "manager_options"]
+__all__ = ["Config", "ConfigKey", "KNOWN_KEYS", "load_config", "check_config_file", "check_overrides", "parse_overrides",
+           "manager_options"]
 
 
 class ConfigKey(NamedTuple):
@@ -197,8 +198,9 @@ def _validate(options: Mapping[str, Any], where: str, origin: str) -> None:
     for key, value in options.items():
         if key not in KNOWN_KEYS:
             raise ConfigError(
-                f"{where}: unknown {origin} {key!r}{did_you_mean(key, KNOWN_KEYS)}; "
-                "start helper names with '_' (known options are listed in transition.training._config.KNOWN_KEYS)"
+                f"{where}: unknown {origin} {key!r}{did_you_mean(key, KNOWN_KEYS)}; " + (
+                    "`transition train --help` lists the config keys" if origin == "override" else
+                    "start helper names with '_' (known options are listed in transition.training._config.KNOWN_KEYS)")
             )
         if value is None:
             continue  # None means "not set"
@@ -206,6 +208,29 @@ def _validate(options: Mapping[str, Any], where: str, origin: str) -> None:
             KNOWN_KEYS[key].check.check(key, value, "config option")
         except ConfigError as exc:
             raise ConfigError(f"{where}: {exc}") from None
+
+
+def check_config_file(path: str | os.PathLike) -> None:
+    """A ConfigError unless `path` is a file: it does not exist, or it is a directory (naming its config files)."""
+    path = os.fspath(path)
+    if _fs.isfile(path):
+        return
+    if not _fs.isdir(path):
+        raise ConfigError(f"config file {path} does not exist")
+    try:
+        configs = sorted(os.path.join(path, f) for f in _fs.listdir(path) if f.endswith((".config", ".py")))
+    except OSError:
+        configs = []
+    hint = f": give a config file in it, one of {listed(configs)}" if configs else ": give the config file"
+    raise ConfigError(f"config file {path} is a directory, not a file{hint}")
+
+
+def check_overrides(args: Sequence[str]) -> dict[str, Any]:
+    """Parse `--key=value` overrides (`parse_overrides`) and check them as `load_config` does: known keys, values
+    of the right type (without reading a config)."""
+    overrides = parse_overrides(args)
+    _validate(overrides, "command line", "override")
+    return overrides
 
 
 def load_config(
@@ -219,8 +244,7 @@ def load_config(
         options, path = dict(source), None
     elif isinstance(source, (str, os.PathLike)):
         path = os.fspath(source)
-        if not _fs.isfile(path):
-            raise ConfigError(f"config file {path} does not exist")
+        check_config_file(path)
         options = _exec_file(path)
     else:
         raise ConfigError(f"a config is a file path or a dict, got {type(source).__name__}")

@@ -25,13 +25,15 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 
-from transition.checkpoint._load_options import decide_loading
+from transition.checkpoint._epochs import list_epoch_models
+from transition.checkpoint._load_options import check_load_files, decide_loading
 from transition.checkpoint._naming import checkpoint_prefix
 from transition.errors import ConfigError, TransitionError
 from transition.internal._signature import with_options_signature
 from transition.netdict._pretrain import Pretrain, pretrain_from_config
 from transition.network._transition import transition_network
 from transition.store._keep import KeepPolicy
+from transition.store._listing import has_checkpoint_files
 from transition.store._rng import restore_rng_state
 from transition.store._store import CheckpointStore
 from transition.training._cadence import SaveCadence
@@ -294,7 +296,7 @@ class TransitionManager:
             pos = self._pos
             if pos.next_epoch > self.num_epochs and not self._stopped:
                 self._log(f"nothing to train: the model is at epoch {pos.epoch} and num_epochs is {self.num_epochs}; "
-                          "raise num_epochs (e.g. --num_epochs=N) to train on")
+                          "raise num_epochs to train on")
             while pos.next_epoch <= self.num_epochs and not self._stopped:
                 epoch = pos.next_epoch
                 self._begin_epoch(epoch)
@@ -456,6 +458,10 @@ class TransitionManager:
         # and ops seeded by it (e.g. Dataset.shuffle(seed=...)) must give the order of the uninterrupted run
         keras.utils.set_random_seed(self.seed)
         chief = self._cluster.is_chief  # the other workers write nothing into the model directory (no lock either)
+        if not has_checkpoint_files(self.model) and not list_epoch_models(self.model):
+            # a fresh start: a file named by the options that is not there is an error before anything (the model's
+            # directory, its lock) is created
+            check_load_files(decide_loading(self.load_options, "train", {}))
         self._store = CheckpointStore(self.model, keep=self.keep, lock=None if chief else False, cleanup=chief)
         try:
             resume_from = resume_point(self._store, self._cluster, resume=self.options.resume, log=self._log)

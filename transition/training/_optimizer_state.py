@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from transition.checkpoint._param_renames import with_current_names
-from transition.errors import CheckpointError, ConfigError, did_you_mean
+from transition.errors import CheckpointError, ConfigError, did_you_mean, listed
 from transition.internal._keras_private import optimizer_iterations_variable
 from transition.network._slots import named_slot_variables
 
@@ -153,12 +153,12 @@ def assign_checkpoint_params(network: Network, params: Mapping[str, np.ndarray],
     if missing:
         hint = "" if getattr(network, "net_dict", None) is not None else (
             " (a Keras model: give its layers fixed names, Keras numbers unnamed layers per process)")
-        raise CheckpointError(f"checkpoint {prefix} lacks params {missing[:5]} of the network of its epoch; the "
+        raise CheckpointError(f"checkpoint {prefix} lacks params {listed(missing, 5)} of the network of its epoch; the "
                               f"config's network changed since it was written?{hint} Use the same network, or load "
                               "params with 'load' / 'preload_from_files' into a new model path")
     unknown = [name for name in params if name not in variables]
     if unknown:
-        raise CheckpointError(f"checkpoint {prefix} has params {unknown[:5]} that the network of its epoch lacks; "
+        raise CheckpointError(f"checkpoint {prefix} has params {listed(unknown, 5)} that the network of its epoch lacks; "
                               "the config's network changed since it was written?")
     for name, var in variables.items():
         if name in done:
