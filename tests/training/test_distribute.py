@@ -409,6 +409,34 @@ def test_sigterm_to_worker_1_saves_on_both_at_one_step_and_resumes_exactly(refer
     assert f"resuming from {saved[0][0]}" in again.log(1)
 
 
+def _catches(pid: int, sig: int) -> bool:
+    """Whether process `pid` has a handler for `sig` (Linux: SigCgt of /proc/PID/status)."""
+    with open(f"/proc/{pid}/status") as f:
+        mask = next(int(line.split()[1], 16) for line in f if line.startswith("SigCgt:"))
+    return bool(mask >> (sig - 1) & 1)
+
+
+def test_sigusr1_to_the_chief_while_starting_stops_both_after_one_step_and_resumes_exactly(
+        reference, mw_config, tmp_path, jobs):
+    """A signal to worker 0 once `transition train` holds signals (before the manager's handler, while the cluster
+    forms): both workers save the first step and exit 75 (not one 75 and a ClusterError), the relaunch ends
+    bit-identical."""
+    model = tmp_path / "model" / "network"
+    job = _run(jobs, tmp_path / "a", mw_config, model, delay=0.15)
+    deadline = time.monotonic() + LAUNCH_TIMEOUT
+    while not _catches(job.procs[0].pid, signal.SIGUSR1):
+        assert job.procs[0].poll() is None and time.monotonic() < deadline, job.log(0)[-3000:]
+        time.sleep(0.01)
+    job.procs[0].send_signal(signal.SIGUSR1)
+    assert job.wait() == [75, 75], job.log(0)[-2000:] + job.log(1)[-2000:]
+    assert "preempted (SIGUSR1) while a multi-worker job starts" in job.log(0)
+    found = [re.search(r"preempted \((.*)\): saved (\S+) at epoch (\d+) step (\d+)", job.log(i)) for i in (0, 1)]
+    assert found[0] and found[1], job.log(0)[-2000:] + job.log(1)[-2000:]
+    assert found[0].group(1) == "SIGUSR1" and found[1].group(1) == "a signal to another worker"
+    assert found[0].group(2, 3, 4) == found[1].group(2, 3, 4) and found[0].group(3, 4) == ("1", "1")
+    _relaunched(jobs, tmp_path, mw_config, model, reference[0].params(0))
+
+
 def test_sigkill_of_both_workers_then_relaunch_ends_bit_identical(reference, mw_config, tmp_path, jobs):
     job, model = _interrupted(jobs, tmp_path, mw_config, 0, "2 3")
     for p in job.procs:

@@ -42,11 +42,13 @@ def _exit_on_preemption_during_start_up() -> dict[int, object]:
     """Until training installs its own handler, SIGTERM / SIGUSR1 exit at once with the preemption exit code
     (nothing is trained yet, so nothing is lost), so a job script that requeues on that code never loses the job
     to a signal that arrives while TensorFlow and the config load. Its line reaches the real stderr also while
-    TensorFlow's import has fd 2 silenced."""
+    TensorFlow's import has fd 2 silenced. In a multi-worker job (TF_CONFIG) the signal is held for the manager
+    instead, so that all workers agree on it at the first step (`_preempt.hold_until_installed`)."""
     import signal
 
     from transition.internal._quiet import write_stderr_line
-    from transition.training._preempt import PREEMPTED_EXIT_CODE
+    from transition.training._distribute import workers_in_tf_config
+    from transition.training._preempt import PREEMPTED_EXIT_CODE, SIGNALS, hold_until_installed
 
     def exit_preempted(signum: int, frame: object) -> None:
         name = signal.Signals(signum).name
@@ -54,7 +56,18 @@ def _exit_on_preemption_during_start_up() -> dict[int, object]:
                           f"save; exiting with code {PREEMPTED_EXIT_CODE} (run the same command again)")
         raise SystemExit(PREEMPTED_EXIT_CODE)
 
-    return {sig: signal.signal(sig, exit_preempted) for sig in (signal.SIGTERM, signal.SIGUSR1)}
+    def held(signum: int) -> None:
+        write_stderr_line(f"transition train: preempted ({signal.Signals(signum).name}) while a multi-worker job "
+                          "starts: every worker saves after the first step and exits with code "
+                          f"{PREEMPTED_EXIT_CODE}")
+
+    previous = {sig: signal.getsignal(sig) for sig in SIGNALS}
+    if workers_in_tf_config() > 1:  # the others would wait for this worker in a collective: agree at the first step
+        hold_until_installed(held)
+    else:
+        for sig in SIGNALS:
+            signal.signal(sig, exit_preempted)
+    return previous
 
 
 def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:

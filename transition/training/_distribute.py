@@ -38,7 +38,8 @@ from transition.store._info import CheckpointInfo
 if TYPE_CHECKING:
     import tensorflow as tf
 
-__all__ = ["DISTRIBUTIONS", "Cluster", "make_strategy", "follow_chief", "worker_failure", "check_in_scope"]
+__all__ = ["DISTRIBUTIONS", "Cluster", "make_strategy", "follow_chief", "worker_failure", "check_in_scope",
+           "cluster_size", "workers_in_tf_config"]
 
 DISTRIBUTIONS = ("mirrored", "multi_worker_mirrored")
 
@@ -83,6 +84,22 @@ def _new_strategy(distribution: str) -> tf.distribute.Strategy:
         ) from exc
 
 
+def cluster_size(spec: Mapping[str, Any]) -> int:
+    """The worker processes of a cluster spec ({"chief": [...], "worker": [...]}; TF's rule: "ps" and "evaluator"
+    tasks do not train)."""
+    return len(spec.get("chief", ())) + len(spec.get("worker", ()))
+
+
+def workers_in_tf_config() -> int:
+    """The worker processes of the environment's TF_CONFIG, read without TensorFlow (1 without one, or where it is
+    not a cluster: `make_strategy` reports a bad TF_CONFIG)."""
+    try:
+        spec = json.loads(os.environ.get("TF_CONFIG") or "{}").get("cluster") or {}
+        return max(cluster_size(spec), 1) if isinstance(spec, Mapping) else 1
+    except (ValueError, AttributeError, TypeError):
+        return 1
+
+
 class Cluster:
     """The workers of `strategy` (None: one process, no strategy): this worker's index (the chief is 0), how many,
     and all-reduces across them. With one worker every collective is the identity and costs nothing."""
@@ -95,9 +112,9 @@ class Cluster:
                               "MultiWorkerMirroredStrategy (synchronous training, which resumes exactly)")
         resolver = getattr(strategy, "cluster_resolver", None)
         spec = resolver.cluster_spec().as_dict() if resolver is not None else {}
-        chiefs, workers = len(spec.get("chief", [])), len(spec.get("worker", []))
-        if chiefs + workers > 1:
-            self.num_workers = chiefs + workers
+        chiefs = len(spec.get("chief", []))
+        if cluster_size(spec) > 1:
+            self.num_workers = cluster_size(spec)
             self.worker = int(resolver.task_id) + (0 if resolver.task_type == "chief" else chiefs)
             self.is_chief = bool(strategy.extended.should_checkpoint)
         self.last_checkpoint: str | None = None  # the newest one saved or resumed from (for messages)
