@@ -16,7 +16,7 @@ import attrs
 import keras
 
 from transition.errors import ConfigError, did_you_mean
-from transition.internal._graph import Cycle, postorder, recursion_room
+from transition.internal._graph import Cycle, gc_paused, postorder, recursion_room
 from transition.netdict._netdict import is_layer_key, normalize_layer_dict
 from transition.network import _layers  # noqa: F401  (registers the built-in layer classes)
 from transition.network._extern_data import parse_extern_data
@@ -200,7 +200,7 @@ def dry_net(net_dict: Mapping[str, Any], extern_data: Mapping[str, Any], behavio
     every layer's dims and params) without a Keras graph or variables."""
     plan = _Plan.of(net_dict, extern_data)
     layers: dict[str, NetLayer] = {}
-    with dry_params():
+    with dry_params(), gc_paused():
         for name, layer, _ in plan.layers({}, behavior_version):
             layer.create_params()
             layers[name] = layer
@@ -214,6 +214,7 @@ def dry_build(net_dict: Mapping[str, Any], extern_data: Mapping[str, Any], behav
                                                                       ).layers.items()}
 
 
+@gc_paused()
 def build_from_dict(
     net_dict: Mapping[str, Any],
     extern_data: Mapping[str, Any],
