@@ -24,7 +24,8 @@ from transition.network._layer import Layer
 from transition.network._layers_base import DataInfo, NetLayer, SeqLenOf, dry_params, get_layer_class
 from transition.network._losses import LOSSES
 
-__all__ = ["BuiltNet", "DryNet", "build_from_dict", "dry_build", "dry_net", "output_layer_names", "seq_len_key"]
+__all__ = ["BuiltNet", "DryNet", "build_from_dict", "dry_build", "dry_net", "dry_net_of", "output_layer_names",
+           "seq_len_key"]
 
 
 def seq_len_key(key: str) -> str:
@@ -205,6 +206,16 @@ def dry_net(net_dict: Mapping[str, Any], extern_data: Mapping[str, Any], behavio
             layer.create_params()
             layers[name] = layer
     return DryNet(layers, plan.sources, plan.outputs, plan.extern)
+
+
+def dry_net_of(net_dict: Mapping[str, Any], extern_data: Mapping[str, Any], layers: Mapping[str, Any]
+               ) -> DryNet | None:
+    """The `DryNet` of layers already built from this net dict (a `Network`'s keras layers): none made again;
+    None where one is missing or not a net dict layer (e.g. a released network)."""
+    plan = _Plan.of(net_dict, extern_data)
+    if any(not isinstance(layers.get(name), NetLayer) for name in plan.order):
+        return None
+    return DryNet({name: layers[name] for name in plan.order}, plan.sources, plan.outputs, plan.extern)
 
 
 def dry_build(net_dict: Mapping[str, Any], extern_data: Mapping[str, Any], behavior_version: int | None = None

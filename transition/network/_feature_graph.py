@@ -24,7 +24,7 @@ import numpy as np
 
 from transition.errors import ConfigError
 from transition.internal._keras_private import layer_call_inputs, layer_call_outputs, sublayers, tensor_producer
-from transition.network._build import dry_net
+from transition.network._build import DryNet, dry_net, dry_net_of
 from transition.network._layers_base import NONNEG_ACTIVATIONS
 from transition.params._snapshot import ParamsSnapshot
 from transition.params._split import transform_split_info_to_shape
@@ -117,7 +117,10 @@ def _function_config(options: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
 def graph_of_net_dict(net_dict: Mapping[str, Any], extern_data: Mapping[str, Any],
                       behavior_version: int | None = None) -> FeatureGraph:
     """The feature graph of a net dict (checked as `dry_net` checks it; no variables)."""
-    dry = dry_net(net_dict, extern_data, behavior_version)
+    return _graph_of_dry(dry_net(net_dict, extern_data, behavior_version))
+
+
+def _graph_of_dry(dry: DryNet) -> FeatureGraph:
     nodes: dict[str, Node] = {}
     read = {key for sources in dry.sources.values() for kind, key in sources if kind == "data"}
     for key, info in dry.extern.items():
@@ -146,7 +149,11 @@ def graph_of_net_dict(net_dict: Mapping[str, Any], extern_data: Mapping[str, Any
 
 def graph_of_network(network: Any) -> FeatureGraph:
     """The feature graph of a `Network`: of its net dict, or of its Keras model."""
-    if network.net_dict is not None:
+    if network.net_dict is not None:  # its own layers where it has them (no dry build)
+        layers = {name: layer.keras_layer for name, layer in network.layers.items()}
+        dry = dry_net_of(network.net_dict, network.extern_data or {}, layers)
+        if dry is not None:
+            return _graph_of_dry(dry)
         return graph_of_net_dict(network.net_dict, network.extern_data or {}, network.behavior_version)
     return graph_of_keras(network)
 
