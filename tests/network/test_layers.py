@@ -390,6 +390,17 @@ class TracedCountingLayer(CountingLayer):
     trace_output_spec = True
 
 
+class TracedLengthsLayer(NetLayer):
+    """The identity, traced, taking the sequence lengths; counts the calls of forward."""
+
+    trace_output_spec = True
+    calls = 0
+
+    def forward(self, inputs, training, logits=False, seq_len=None):
+        type(self).calls += 1
+        return self.concat(inputs)
+
+
 def test_building_does_not_trace_forward_unless_asked():
     register_layer_class("counting", CountingLayer)
     register_layer_class("traced_counting", TracedCountingLayer)
@@ -399,7 +410,11 @@ def test_building_does_not_trace_forward_unless_asked():
     net.call({"data": x_data()})
     assert CountingLayer.calls == 1
     build({"output": {"class": "traced_counting"}})
-    assert TracedCountingLayer.calls == 2  # once per graph: the outputs, and the outputs with sequence lengths
+    assert TracedCountingLayer.calls == 1  # the graph with sequence lengths reuses its output: it takes no lengths
+    register_layer_class("traced_lengths", TracedLengthsLayer)
+    TracedLengthsLayer.calls = 0
+    build({"output": {"class": "traced_lengths"}})
+    assert TracedLengthsLayer.calls == 2  # once per graph: the outputs, and the outputs with sequence lengths
 
 
 def test_fast_init_is_reproducible_with_keras_seed_and_other_inits_are_keras():

@@ -315,3 +315,70 @@ def test_unbuilt_optimizer_gives_fresh_built_optimizer():
     assert res.optimizer.momentum == pytest.approx(0.9)
     assert len(res.slots_report) == 4 and not res.slots_report.by_status(ParamStatus.COPIED)
     train_step(res.network, res.optimizer)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Depth: a chain longer than Python's recursion limit (tiny layers, so that it stays fast)
+
+
+def chain(n, dim=2):
+    """n linear layers (no activation) of `dim` units in a chain; the last is "output"."""
+    d = {f"l{i}": {"class": "linear", "activation": None, "n_out": dim, "from": f"l{i - 1}" if i else "data"}
+         for i in range(n - 1)}
+    d["output"] = {"class": "linear", "activation": None, "n_out": dim, "from": f"l{n - 2}"}
+    return d
+
+
+def rotations(n, dim=2, seed=0):
+    """Initial values that keep a long chain's output finite and non-trivial: a rotation and a small bias each."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    for name in chain(n, dim):
+        a = rng.uniform(0, 2 * np.pi)
+        out[name] = {"W": np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]], "float32"),
+                     "b": rng.uniform(-0.1, 0.1, dim).astype("float32")}
+    return out
+
+
+@pytest.fixture
+def python_recursion_limit():
+    """Python's default recursion limit (TensorFlow raises it to 3000 on import) for the test."""
+    import sys
+
+    before = sys.getrecursionlimit()
+    sys.setrecursionlimit(1000)
+    yield 1000
+    sys.setrecursionlimit(before)
+
+
+@pytest.mark.slow
+def test_a_chain_deeper_than_the_recursion_limit_builds_and_grows_with_its_values_and_outputs(python_recursion_limit):
+    import sys
+
+    from transition.network._build import dry_build
+
+    n, ed = 1500, {"data": {"dim": 2}}
+    assert n > python_recursion_limit
+    assert dry_build(chain(n), ed)[f"l{n - 2}"] == {"W": (2, 2), "b": (2,)}  # the check without variables
+    net = Network.from_dict(chain(n), ed, initial_values=rotations(n))
+    x = np.random.default_rng(1).standard_normal((2, 3, 2)).astype("float32")
+    y = np.asarray(net.call({"data": x}))
+    assert np.all(np.isfinite(y)) and np.abs(y).max() > 0.1  # the chain computes something
+    lengths = net.output_lengths({"data": x, "data:seq_len": np.array([3, 2], "int32")})
+    np.testing.assert_array_equal(lengths["output"], [3, 2])
+    before = values(net)
+
+    # "preserve": the feature graphs of both nets, the growth plan and the output check walk the whole chain
+    result = transition_network(net, chain(n + 1), extern_data=ed, epoch=2, copy_param_mode="preserve",
+                                verify_inputs={"data": x})
+    del net
+    new = result.network
+    assert result.diff.added == (f"l{n - 1}",)
+    after = values(new)
+    assert set(after) - set(before) == {f"l{n - 1}/W", f"l{n - 1}/b"}
+    for name, value in before.items():
+        np.testing.assert_array_equal(after[name], value, err_msg=name)
+    np.testing.assert_array_equal(after[f"l{n - 1}/W"], np.eye(2))  # the new layer starts as the identity
+    np.testing.assert_allclose(np.asarray(new.call({"data": x})), y, rtol=1e-5, atol=1e-6)
+    assert result.report.output_check.max_abs_diff <= 1e-5
+    assert sys.getrecursionlimit() == python_recursion_limit  # the room Keras needed is given back

@@ -341,17 +341,17 @@ def _existing_inputs(ctx: NetSteps, new: NetDict, name: str) -> list[str]:
     """The sources of `name` in the original net, each missing one replaced by its own (recursively)."""
     collected: list[str] = []
     visited = {name}
-
-    def visit(layer: str) -> None:
-        for src in sources_of(ctx.original[layer]):
-            if src in new or ctx.is_external(src):
-                if src not in collected:
-                    collected.append(src)
-            elif src not in visited:
-                visited.add(src)
-                visit(src)
-
-    visit(name)
+    stack = [iter(sources_of(ctx.original[name]))]  # depth first as a recursion would go, without one (any depth)
+    while stack:
+        src = next(stack[-1], None)
+        if src is None:
+            stack.pop()
+        elif src in new or ctx.is_external(src):
+            if src not in collected:
+                collected.append(src)
+        elif src not in visited:
+            visited.add(src)
+            stack.append(iter(sources_of(ctx.original[src])))
     return collected
 
 

@@ -16,6 +16,7 @@ import attrs
 import keras
 
 from transition.errors import ConfigError, did_you_mean
+from transition.internal._graph import Cycle, gc_paused, postorder, recursion_room
 from transition.netdict._netdict import is_layer_key, normalize_layer_dict
 from transition.network import _layers  # noqa: F401  (registers the built-in layer classes)
 from transition.network._extern_data import parse_extern_data
@@ -23,7 +24,8 @@ from transition.network._layer import Layer
 from transition.network._layers_base import DataInfo, NetLayer, SeqLenOf, dry_params, get_layer_class
 from transition.network._losses import LOSSES
 
-__all__ = ["BuiltNet", "DryNet", "build_from_dict", "dry_build", "dry_net", "output_layer_names", "seq_len_key"]
+__all__ = ["BuiltNet", "DryNet", "build_from_dict", "dry_build", "dry_net", "dry_net_of", "output_layer_names",
+           "seq_len_key"]
 
 
 def seq_len_key(key: str) -> str:
@@ -69,25 +71,12 @@ def _resolve_sources(
 
 
 def _topo_order(sources: Mapping[str, list[tuple[str, str]]]) -> list[str]:
-    order: list[str] = []
-    state: dict[str, int] = {}  # 1 visiting, 2 done
-
-    def visit(name: str, path: list[str]) -> None:
-        if state.get(name) == 2:
-            return
-        if state.get(name) == 1:
-            cycle = path[path.index(name) :] + [name]
-            raise ConfigError(f"layer {name!r} is part of a cycle in 'from': {' -> '.join(cycle)}; break the cycle")
-        state[name] = 1
-        for kind, src in sources[name]:
-            if kind == "layer":
-                visit(src, path + [name])
-        state[name] = 2
-        order.append(name)
-
-    for name in sources:
-        visit(name, [])
-    return order
+    """The layers, each after its sources (any depth); a ConfigError naming a cycle in 'from'."""
+    try:
+        return postorder(sources, lambda name: [src for kind, src in sources[name] if kind == "layer"])
+    except Cycle as cycle:
+        raise ConfigError(f"layer {cycle.path[0]!r} is part of a cycle in 'from': {' -> '.join(cycle.path)}; break "
+                          "the cycle") from None
 
 
 def _loss_spec(name: str, d: Mapping[str, Any], extern: Mapping[str, DataInfo]):
@@ -212,11 +201,21 @@ def dry_net(net_dict: Mapping[str, Any], extern_data: Mapping[str, Any], behavio
     every layer's dims and params) without a Keras graph or variables."""
     plan = _Plan.of(net_dict, extern_data)
     layers: dict[str, NetLayer] = {}
-    with dry_params():
+    with dry_params(), gc_paused():
         for name, layer, _ in plan.layers({}, behavior_version):
             layer.create_params()
             layers[name] = layer
     return DryNet(layers, plan.sources, plan.outputs, plan.extern)
+
+
+def dry_net_of(net_dict: Mapping[str, Any], extern_data: Mapping[str, Any], layers: Mapping[str, Any]
+               ) -> DryNet | None:
+    """The `DryNet` of layers already built from this net dict (a `Network`'s keras layers): none made again;
+    None where one is missing or not a net dict layer (e.g. a released network)."""
+    plan = _Plan.of(net_dict, extern_data)
+    if any(not isinstance(layers.get(name), NetLayer) for name in plan.order):
+        return None
+    return DryNet({name: layers[name] for name in plan.order}, plan.sources, plan.outputs, plan.extern)
 
 
 def dry_build(net_dict: Mapping[str, Any], extern_data: Mapping[str, Any], behavior_version: int | None = None
@@ -226,13 +225,15 @@ def dry_build(net_dict: Mapping[str, Any], extern_data: Mapping[str, Any], behav
                                                                       ).layers.items()}
 
 
+@gc_paused()
 def build_from_dict(
     net_dict: Mapping[str, Any],
     extern_data: Mapping[str, Any],
     initial_values: Mapping[str, Mapping[str, Any]],
     behavior_version: int | None = None,
 ) -> BuiltNet:
-    """Check the net dict, build every layer in dependency order and the Keras models."""
+    """Check the net dict, build every layer in dependency order and the Keras models (any depth: Keras maps a
+    model's graph recursively, so the recursion limit gets room for it)."""
     plan = _Plan.of(net_dict, extern_data)
     extern, sources, outputs = plan.extern, plan.sources, plan.outputs
     read_keys = [k for k in extern if any(("data", k) in s for s in sources.values())]
@@ -254,12 +255,14 @@ def build_from_dict(
             losses[name] = (*loss, is_logits)
     model_inputs = inputs["data"] if read_keys == ["data"] else inputs
     out_tensors = tensors[outputs[0]] if len(outputs) == 1 else [tensors[n] for n in outputs]
-    keras_model = keras.Model(inputs=model_inputs, outputs=out_tensors, name="network")
-    loss_model = keras.Model(inputs=model_inputs, outputs=loss_outputs, name="network_losses") if losses else None
     time_keys = tuple(k for k in read_keys if extern[k].time)
-    lengths_model = None
-    if time_keys:
-        lengths_model = _lengths_model(plan.order, sources, built, inputs, time_keys, outputs, losses)
+    with recursion_room(len(plan.order)):
+        keras_model = keras.Model(inputs=model_inputs, outputs=out_tensors, name="network")
+        loss_model = keras.Model(inputs=model_inputs, outputs=loss_outputs, name="network_losses") if losses else None
+        lengths_model = None
+        if time_keys:
+            lengths_model = _lengths_model(_Pass(plan.order, sources, built, inputs, tensors, loss_outputs), time_keys,
+                                           outputs, losses)
     layers = {
         name: Layer(name, params=built[name].params, split_info=built[name].split_info, layer_dict=d,
                     keras_layer=built[name])
@@ -269,26 +272,47 @@ def build_from_dict(
                     tuple(k for k, info in extern.items() if info.time))
 
 
-def _lengths_model(order: list[str], sources: Mapping[str, list[tuple[str, str]]], built: Mapping[str, NetLayer],
-                   inputs: Mapping[str, Any], time_keys: tuple[str, ...], outputs: tuple[str, ...],
+@attrs.frozen
+class _Pass:
+    """The first pass over the layers: their build order, sources, layers, the inputs and the symbolic outputs
+    (and losses' inputs) it made."""
+
+    order: list[str]
+    sources: Mapping[str, list[tuple[str, str]]]
+    built: Mapping[str, NetLayer]
+    inputs: Mapping[str, Any]
+    tensors: Mapping[str, Any]
+    loss_outputs: Mapping[str, Any]
+
+
+def _lengths_model(first: _Pass, time_keys: tuple[str, ...], outputs: tuple[str, ...],
                    losses: Mapping[str, tuple[str, str, float, bool]]) -> keras.Model:
-    """The layers called once more, with the sequence lengths of the time-axis inputs flowing beside the data."""
+    """The layers called once more, with the sequence lengths of the time-axis inputs flowing beside the data.
+
+    A layer whose `forward` takes no lengths and whose sources are those of the first pass would compute the same:
+    its first-pass output is reused (no second call; a chain of linear layers is called once)."""
     len_inputs = {k: keras.Input(shape=(), dtype="int32", name=seq_len_key(k)) for k in time_keys}
+    inputs, sources = first.inputs, first.sources
     tensors: dict[str, Any] = {}
     lengths: dict[str, Any] = {}
     outs: dict[str, Any] = {}
-    for name in order:
-        layer = built[name]
+    for name in first.order:
+        layer = first.built[name]
         x = [inputs[s] if kind == "data" else tensors[s] for kind, s in sources[name]]
         src_lens = [len_inputs.get(s) if kind == "data" else lengths.get(s) for kind, s in sources[name]]
         seq_len = next((length for length in src_lens if length is not None), None)
-        kwargs = {"seq_len": seq_len} if seq_len is not None else {}
-        tensors[name] = layer(x, **kwargs)
+        reuse = not layer.takes_seq_len() and all(
+            kind == "data" or tensors[s] is first.tensors[s] for kind, s in sources[name])
+        kwargs = {"seq_len": seq_len} if seq_len is not None and layer.takes_seq_len() else {}
+        tensors[name] = first.tensors[name] if reuse else layer(x, **kwargs)
         if seq_len is not None and layer.out_info.time:
             same = type(layer).keeps_time_length and type(layer).out_seq_len is NetLayer.out_seq_len
             lengths[name] = seq_len if same else SeqLenOf(layer)(tensors[name], seq_len)
         if name in losses:
-            outs[f"loss/{name}"] = layer(x, logits=True, **kwargs) if losses[name][3] else tensors[name]
+            if reuse:
+                outs[f"loss/{name}"] = first.loss_outputs[name]
+            else:
+                outs[f"loss/{name}"] = layer(x, logits=True, **kwargs) if losses[name][3] else tensors[name]
     for name in dict.fromkeys(outputs + tuple(losses)):
         outs[f"out/{name}"] = tensors[name]
         if name in lengths:

@@ -23,8 +23,9 @@ import keras
 import numpy as np
 
 from transition.errors import ConfigError
+from transition.internal._graph import postorder
 from transition.internal._keras_private import layer_call_inputs, layer_call_outputs, sublayers, tensor_producer
-from transition.network._build import dry_net
+from transition.network._build import DryNet, dry_net, dry_net_of
 from transition.network._layers_base import NONNEG_ACTIVATIONS
 from transition.params._snapshot import ParamsSnapshot
 from transition.params._split import transform_split_info_to_shape
@@ -117,7 +118,10 @@ def _function_config(options: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
 def graph_of_net_dict(net_dict: Mapping[str, Any], extern_data: Mapping[str, Any],
                       behavior_version: int | None = None) -> FeatureGraph:
     """The feature graph of a net dict (checked as `dry_net` checks it; no variables)."""
-    dry = dry_net(net_dict, extern_data, behavior_version)
+    return _graph_of_dry(dry_net(net_dict, extern_data, behavior_version))
+
+
+def _graph_of_dry(dry: DryNet) -> FeatureGraph:
     nodes: dict[str, Node] = {}
     read = {key for sources in dry.sources.values() for kind, key in sources if kind == "data"}
     for key, info in dry.extern.items():
@@ -146,7 +150,11 @@ def graph_of_net_dict(net_dict: Mapping[str, Any], extern_data: Mapping[str, Any
 
 def graph_of_network(network: Any) -> FeatureGraph:
     """The feature graph of a `Network`: of its net dict, or of its Keras model."""
-    if network.net_dict is not None:
+    if network.net_dict is not None:  # its own layers where it has them (no dry build)
+        layers = {name: layer.keras_layer for name, layer in network.layers.items()}
+        dry = dry_net_of(network.net_dict, network.extern_data or {}, layers)
+        if dry is not None:
+            return _graph_of_dry(dry)
         return graph_of_net_dict(network.net_dict, network.extern_data or {}, network.behavior_version)
     return graph_of_keras(network)
 
@@ -284,26 +292,26 @@ def graph_of_keras(network: Any) -> FeatureGraph:
         if layer.params and id(layer.keras_layer) in owner:
             params_of.setdefault(owner[id(layer.keras_layer)], []).append((name, layer))
     nodes: dict[str, Node] = {}
+    found_of: dict[int, list[tuple[str, Any] | None]] = {}  # id(layer) -> its sources (None: not one layer's)
 
-    def visit(layer: Any) -> None:
+    def sources(layer: Any) -> list[Any]:
+        if isinstance(layer, keras.layers.InputLayer):
+            return []
+        calls = layer_call_inputs(layer)
+        found_of[id(layer)] = [_tensor_source(t) for t in calls[0]] if len(calls) == 1 else [None]
+        return [src[1] for src in found_of[id(layer)] if src is not None]
+
+    for layer in postorder(model.layers, sources):  # each after its sources, at any depth
         if layer.name in nodes:
-            return
+            continue
         if isinstance(layer, keras.layers.InputLayer):
             out = layer_call_outputs(layer)
             tensor = out[0][0] if out and out[0] else None
             dtype = str(getattr(tensor, "dtype", "float32"))
             nodes[layer.name] = Node(layer.name, "input", "Input", dim=_last_dim(tensor),
                                      ids=dtype.startswith(("int", "uint")))
-            return
-        calls = layer_call_inputs(layer)
-        found = [_tensor_source(t) for t in calls[0]] if len(calls) == 1 else [None]
-        for src in found:
-            if src is not None:
-                visit(src[1])
-        nodes[layer.name] = _keras_node(layer, found, params_of.get(layer.name, []), nodes)
-
-    for layer in model.layers:
-        visit(layer)
+        else:
+            nodes[layer.name] = _keras_node(layer, found_of[id(layer)], params_of.get(layer.name, []), nodes)
     try:  # in the order of the model's (flattened) call result
         out_tensors = keras.tree.flatten(model.output)
     except (AttributeError, ValueError):  # a Sequential model has `outputs` only

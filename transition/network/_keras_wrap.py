@@ -32,6 +32,7 @@ import keras
 import tensorflow as tf
 
 from transition.errors import ConfigError
+from transition.internal._graph import recursion_room
 from transition.internal._keras_private import layer_call_inputs, layer_call_outputs, sublayers, tensor_producer
 from transition.netdict._netdict import NetDictDiff
 from transition.network._layer import Layer
@@ -357,6 +358,7 @@ def layer_outputs_model(model: keras.Model) -> keras.Model | None:
     if inputs is None or not outputs:
         return None
     try:
-        return keras.Model(inputs, outputs, name=f"{model.name}_layer_outputs")
+        with recursion_room(len(model.layers)):  # Keras maps the graph recursively
+            return keras.Model(inputs, outputs, name=f"{model.name}_layer_outputs")
     except (ValueError, TypeError, AttributeError, KeyError):  # e.g. a layer whose first call is in another graph
         return None

@@ -221,6 +221,7 @@ def _config_value(layer: str, option: str, value: Any) -> Any:
 # base class
 
 _DRY = contextvars.ContextVar("transition_dry_params", default=False)
+_TF_VARIABLE_SCOPE = "transition_param/"  # absolute (the trailing "/"): see `NetLayer.add_param`
 
 
 @contextlib.contextmanager
@@ -302,6 +303,7 @@ class NetLayer(keras.layers.Layer):
         if not isinstance(trainable, bool):
             raise ConfigError(f"layer {name!r}: option 'trainable' must be True or False, got {trainable!r}")
         super().__init__(name=name, trainable=trainable)
+        self._param_variables: list[keras.Variable] = []  # Keras tracks what is appended (see `add_param`)
         setattr_ = object.__setattr__  # internals bypass Keras' attribute tracking
         setattr_(self, "layer_dict", dict(layer_dict))
         setattr_(self, "sources", tuple(sources))
@@ -430,10 +432,12 @@ class NetLayer(keras.layers.Layer):
         value = self._initial_values.get(name)
         from_value = value is not None and tuple(np.shape(value)) == shape
         holder = [as_tensor(value, dtype) if from_value else draw_init(init, shape, dtype)]
-        var = self.add_weight(
-            shape=shape, initializer=lambda shape, dtype=None: holder.pop(), dtype=dtype,
-            trainable=trainable, name=name.replace("/", "_"),
-        )
+        # As `add_weight` (the same Keras path "<layer>/<param>"), but under one absolute TF name scope: TF keys its
+        # cache of eager kernels on the variable's name, so a name per layer costs a kernel per variable (~1.5 ms).
+        with keras.name_scope(self.name, caller=self), tf.name_scope(_TF_VARIABLE_SCOPE):
+            var = keras.Variable(lambda shape, dtype=None: holder.pop(), shape=shape, dtype=dtype,
+                                 trainable=trainable and self.trainable, name=name.replace("/", "_"))
+        self._param_variables.append(var)  # tracked by Keras (a list attribute), as `add_weight` tracks
         if from_value:
             try:
                 self.initialized_from_values[name] = weakref.ref(value)
@@ -486,7 +490,7 @@ class NetLayer(keras.layers.Layer):
         where `forward` takes it)."""
         if not isinstance(inputs, (list, tuple)):
             inputs = [inputs]
-        kwargs = {"seq_len": seq_len} if seq_len is not None and _forward_takes_seq_len(type(self)) else {}
+        kwargs = {"seq_len": seq_len} if seq_len is not None and self.takes_seq_len() else {}
         return self.forward(list(inputs), bool(training), logits=logits, **kwargs)
 
     def compute_output_spec(self, inputs: Any, training: bool | None = None, logits: bool = False,
@@ -509,6 +513,11 @@ class NetLayer(keras.layers.Layer):
         else:  # ids computed from dense inputs
             dtype = info.dtype if info.dtype.startswith(("int", "uint")) else "int32"
         return keras.KerasTensor(shape, dtype=dtype)
+
+    @classmethod
+    def takes_seq_len(cls) -> bool:
+        """Whether the class' `forward` takes the sources' sequence lengths (`seq_len`, by name or **kwargs)."""
+        return _forward_takes_seq_len(cls)
 
     def out_seq_len(self, seq_len: tf.Tensor, output: tf.Tensor) -> tf.Tensor:
         """The output's sequence lengths from the input's `seq_len` (called only when the output has a time axis):

@@ -19,6 +19,7 @@ import keras
 import numpy as np
 
 from transition.errors import ConfigError, did_you_mean
+from transition.internal._graph import gc_paused
 from transition.netdict._netdict import NetDictDiff, diff_net_dicts, is_layer_key
 from transition.network._feature_graph import FeatureGraph, graph_of_net_dict, graph_of_network
 from transition.network._keras_wrap import diff_architectures, is_keras_model, keras_architecture
@@ -47,6 +48,7 @@ class TransitionResult:
     plan: GrowthPlan | None = None  # "preserve" / "net2wider": how every param grew
 
 
+@gc_paused()  # a transition makes many objects; full collections would walk the whole process for each
 def transition_network(
     old_network: Network,
     new_network: Mapping[str, Any] | keras.Model,
