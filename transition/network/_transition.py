@@ -18,7 +18,7 @@ import attrs
 import keras
 import numpy as np
 
-from transition.errors import ConfigError, did_you_mean
+from transition.errors import ConfigError, did_you_mean, listed
 from transition.internal._graph import gc_paused
 from transition.netdict._netdict import NetDictDiff, diff_net_dicts, is_layer_key
 from transition.network._feature_graph import FeatureGraph, graph_of_net_dict, graph_of_network
@@ -231,8 +231,8 @@ def _check_names_carry_over(snapshot: ParamsSnapshot, new: Network, mode: str | 
     new_layers = [name for name, layer in new.layers.items() if layer.params]
     if old_layers and new_layers and not set(old_layers) & set(new_layers) and not resets(mode):
         raise ConfigError(
-            f"the new Keras model shares no layer name with the old network (old: {old_layers[:4]}, new: "
-            f"{new_layers[:4]}), so no param would carry over; give the layers fixed names (e.g. "
+            f"the new Keras model shares no layer name with the old network (old: {listed(old_layers, 4)}, new: "
+            f"{listed(new_layers, 4)}), so no param would carry over; give the layers fixed names (e.g. "
             "keras.layers.Dense(64, name='hidden')): Keras numbers unnamed layers per process. Use "
             "copy_param_mode='reset' to start all params afresh on purpose")
 
