@@ -6,8 +6,8 @@ import json
 import logging
 import os
 import uuid
-import zlib
 
+import google_crc32c
 import numpy as np
 import pytest
 
@@ -62,7 +62,7 @@ def test_commit_file_checksums_match_the_files(model):
     assert set(commit["files"]) == {".index", ".data-00000-of-00001", ".state.json"}
     for suffix, rec in commit["files"].items():
         data = open(info.prefix + suffix, "rb").read()
-        assert rec == {"size": len(data), "crc32": zlib.crc32(data)}, suffix
+        assert rec == {"size": len(data), "crc32c": google_crc32c.value(data)}, suffix
     assert not os.path.exists(info.prefix + ".pending")
 
 
