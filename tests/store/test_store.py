@@ -243,27 +243,3 @@ def test_bundle_whose_index_declares_more_than_its_data_is_refused(tmp_path):
     with pytest.raises(CheckpointError, match=r"m\.001 is damaged: tensor 'a/W' \(bytes 0\.\.4000.*\(100 bytes\)"):
         TFBundleReader(prefix)  # refused on opening, before anything is allocated
 
-
-def test_early_flush_syncs_the_file_being_written(tmp_path, monkeypatch):
-    """While TF writes the data file under its temporary name, a thread fdatasyncs that file (and no other)."""
-    import threading
-
-    synced: list[str] = []
-    seen = threading.Event()
-    real = os.fdatasync
-
-    def record(fd):
-        synced.append(os.path.basename(os.readlink(f"/proc/self/fd/{fd}")))
-        seen.set()
-        return real(fd)
-
-    monkeypatch.setattr(os, "fdatasync", record)
-    (tmp_path / "net.001.tmp-0.index").write_bytes(b"other")
-    with _atomic.EarlyFlush(str(tmp_path), "net.001.tmp-0.data-00000-of-00001", interval=0.001):
-        with open(tmp_path / "net.001.tmp-0.data-00000-of-00001.tempstate42", "wb") as f:
-            f.write(b"x" * 4096)
-            f.flush()
-            assert seen.wait(30)
-    assert set(synced) == {"net.001.tmp-0.data-00000-of-00001.tempstate42"}
-    with _atomic.EarlyFlush("ram://x", "y"):  # remote: nothing to do, no thread
-        pass

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import threading
 import time
 import zlib
 from collections.abc import Mapping
@@ -50,7 +49,6 @@ __all__ = [
     "delete_checkpoint",
     "cleanup_leftovers",
     "has_commit",
-    "EarlyFlush",
 ]
 
 FORMAT = "transition-checkpoint"
@@ -58,7 +56,7 @@ FORMAT_VERSION = 2
 # the checksum of every file in a commit file, by format version: its key and function (crc, data) -> crc
 CHECKSUMS = {1: ("crc32", zlib.crc32), 2: ("crc32c", crc32c)}
 MAX_COMMIT_BYTES = 1 << 20  # a commit file is a few hundred bytes; a bigger one is not ours
-_CHUNK = 16 << 20
+_CHUNK = 4 << 20  # bytes read (and hashed) at a time by `file_crc32`
 _KILL_ENV = "TRANSITION_TEST_KILL_AT"
 # False only in bench/save.py, to compare with writers that do not fsync (tf.train.Checkpoint.write); never in use
 DURABLE = True
@@ -92,58 +90,6 @@ def _fsync(path: str, *, directory: bool = False) -> None:
             raise  # some file systems cannot fsync a directory; a file must be synced
     finally:
         os.close(fd)
-
-
-class EarlyFlush:
-    """While another writer (TF's SaveV2) writes a local file, push its dirty pages to disk from a thread.
-
-    `with EarlyFlush(directory, name_prefix):` repeatedly fdatasyncs the newest file in `directory` whose name
-    starts with `name_prefix` (TF writes the data file under a temporary `.tempstate<n>` name and renames it), so
-    the disk writes while TF still produces bytes and the final fsync in `PendingSave.place` only waits for the rest.
-    Best effort: its own errors are ignored (the final fsync decides). No-op for remote paths.
-    """
-
-    def __init__(self, directory: str, name_prefix: str, *, interval: float = 0.02):
-        self._directory = _fs.local_path(directory)
-        self._name_prefix = name_prefix
-        self._interval = interval
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._enabled = _fs.is_local(directory) and DURABLE
-
-    def __enter__(self) -> EarlyFlush:
-        if self._enabled:
-            self._thread = threading.Thread(target=self._run, name="transition-early-flush", daemon=True)
-            self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-
-    def _open_newest(self) -> int | None:
-        try:
-            names = [n for n in os.listdir(self._directory) if n.startswith(self._name_prefix)]
-            return os.open(os.path.join(self._directory, max(names)), os.O_RDONLY) if names else None
-        except OSError:
-            return None
-
-    def _run(self) -> None:
-        fd = None
-        try:
-            while not self._stop.is_set():
-                if fd is None:
-                    fd = self._open_newest()
-                if fd is not None:
-                    try:
-                        os.fdatasync(fd)  # releases the GIL; blocks only this thread
-                    except OSError:
-                        return
-                self._stop.wait(self._interval)
-        finally:
-            if fd is not None:
-                os.close(fd)
 
 
 def _wrap(prefix: str, what: str, exc: BaseException) -> CheckpointError:
