@@ -14,7 +14,8 @@ The index is parsed and checked by `_bundle_index.read_bundle_index` (no TensorF
 files; names, shapes and dtypes come from it, so listing a bundle never imports TensorFlow. Values
 (`_read_direct`) are read straight from the `.data-*` files at the offset and size of their entry, into a fresh
 64-byte aligned buffer that TF adopts without a copy (DLPack; `Variable.assign` then shares it: no copy either), and
-checked against the entry's crc32c (google-crc32c); a TF1 partitioned variable is assembled from its slices. Only
+checked against the entry's crc32c (google-crc32c), piece by piece as they are read (each piece hashed while it is
+in the CPU cache); a TF1 partitioned variable is assembled from its slices. Only
 where google-crc32c lacks its C extension (or with `direct=False`) are values read by TF's own reader (`RestoreV2`
 / `get_tensor`, which checks the crc32c too), and only after that check: both give the same values.
 """
