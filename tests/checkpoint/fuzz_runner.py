@@ -205,15 +205,14 @@ def _campaign(fmt: str, seeds: str, work: str, guard: Guard, deadline: float, ba
 
 
 def _recommit(directory: str, victim: str, data: bytes) -> None:
-    import zlib
+    from transition.store import _atomic
 
     for name in os.listdir(directory):
         if name.endswith(".commit.json") and victim.startswith(name[: -len(".commit.json")]):
             path = os.path.join(directory, name)
             try:
                 commit = json.loads(open(path, "rb").read())
-                commit["files"][victim[len(name) - len(".commit.json"):]] = {"size": len(data),
-                                                                              "crc32": zlib.crc32(data)}
+                commit["files"][victim[len(name) - len(".commit.json"):]] = _atomic.file_record(data)
                 open(path, "w").write(json.dumps(commit))
             except (ValueError, KeyError, TypeError, AttributeError):
                 pass  # the commit file itself was mutated

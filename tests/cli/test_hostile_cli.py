@@ -8,12 +8,12 @@ import os
 import subprocess
 import sys
 import threading
-import zlib
 
 import pytest
 
 from tests.training.test_manager import CLI_CONFIG
 from transition.cli._main import main
+from transition.store import _atomic
 
 _LIMITED = os.path.join(os.path.dirname(__file__), "limited.py")
 
@@ -75,7 +75,7 @@ def test_status_shows_damage_and_never_blocks(tmp_path, config, capsys):
     data = json.dumps(state).encode()
     (tmp_path / "run" / "net.002.state.json").write_bytes(data)
     commit = json.loads((tmp_path / "run" / "net.002.commit.json").read_bytes())
-    commit["files"][".state.json"] = {"size": len(data), "crc32": zlib.crc32(data)}
+    commit["files"][".state.json"] = _atomic.file_record(data)
     (tmp_path / "run" / "net.002.commit.json").write_text(json.dumps(commit))
     os.mkfifo(f"{model}.003.commit.json")
     os.mkfifo(f"{model}.003.index")

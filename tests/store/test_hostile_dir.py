@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import threading
-import zlib
 
 import numpy as np
 import pytest
@@ -49,7 +48,7 @@ def _recommit(prefix: str, **files: bytes) -> None:
         suffix = {"state": ".state.json", "index": ".index"}[key]
         with open(prefix + suffix, "wb") as f:
             f.write(data)
-        commit["files"][suffix] = {"size": len(data), "crc32": zlib.crc32(data)}
+        commit["files"][suffix] = _atomic.file_record(data)
     with open(prefix + ".commit.json", "w") as f:
         json.dump(commit, f)
 
@@ -109,7 +108,7 @@ def _commit_text(model) -> str:
     (lambda c: c.update(meta=dict(c["meta"], scores=[1])), "meta.scores"),
     (lambda c: c.update(files=[1]), "'files' must be a non-empty object"),
     (lambda c: c.update(format="other"), "no 'format'"),
-    (lambda c: c["files"][".index"].update(size=1.5), "expected {'size': int, 'crc32': int}"),
+    (lambda c: c["files"][".index"].update(size=1.5), "expected {'size': int, 'crc32c': int}"),
     (lambda c: c.update(meta=dict(c["meta"], epoch=1)), "describes 'network.001'"),
     (lambda c: c["meta"].pop("global_step"), "meta.global_step is missing"),  # found by the fuzz campaign
 ])

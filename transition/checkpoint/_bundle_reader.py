@@ -14,7 +14,8 @@ The index is parsed and checked by `_bundle_index.read_bundle_index` (no TensorF
 files; names, shapes and dtypes come from it, so listing a bundle never imports TensorFlow. Values
 (`_read_direct`) are read straight from the `.data-*` files at the offset and size of their entry, into a fresh
 64-byte aligned buffer that TF adopts without a copy (DLPack; `Variable.assign` then shares it: no copy either), and
-checked against the entry's crc32c (google-crc32c); a TF1 partitioned variable is assembled from its slices. Only
+checked against the entry's crc32c (google-crc32c), piece by piece as they are read (each piece hashed while it is
+in the CPU cache); a TF1 partitioned variable is assembled from its slices. Only
 where google-crc32c lacks its C extension (or with `direct=False`) are values read by TF's own reader (`RestoreV2`
 / `get_tensor`, which checks the crc32c too), and only after that check: both give the same values.
 """
@@ -44,6 +45,7 @@ __all__ = ["TFBundleReader", "tf_key_to_name"]
 _VALUE_SUFFIX = "/.ATTRIBUTES/VARIABLE_VALUE"
 _SLOT_MARK = "/.OPTIMIZER_SLOT/"
 _OBJECT_GRAPH = "_CHECKPOINTABLE_OBJECT_GRAPH"
+_CHUNK = 1 << 20  # bytes read (and hashed) at a time: fits the CPU cache (L2)
 
 
 def tf_key_to_name(key: str) -> str | None:
@@ -124,13 +126,18 @@ class TFBundleReader(CheckpointReader):
         return self._files[shard]
 
     def _fill(self, key: str, entry: BundleEntry, out: np.ndarray) -> None:
-        """Read the entry's bytes into the uint8 array `out` and check their crc32c."""
+        """Read the entry's bytes into the uint8 array `out` and check their crc32c, piece by piece (each piece
+        hashed right after it is read, while it is in the CPU cache)."""
+        shard, crc = self._shard(entry.shard_id), 0
         try:
-            self._shard(entry.shard_id).read_into(out, entry.offset)
+            for start in range(0, out.size, _CHUNK):
+                piece = out[start : start + _CHUNK]
+                shard.read_into(piece, entry.offset + start)
+                crc = crc32c(piece, crc)
         except EOFError as exc:
             raise ValueError(f"data file shard {entry.shard_id} is shorter than the index says, inside {key!r} "
                              f"(bytes {entry.offset}..{entry.offset + entry.size}): it is truncated ({exc})") from None
-        if crc32c(out) != unmask_crc(entry.crc32c):
+        if crc != unmask_crc(entry.crc32c):
             raise ValueError(f"crc32c mismatch for {key!r} in data file shard {entry.shard_id}: its bytes changed")
 
     def _read_direct(self, name: str) -> np.ndarray | None:

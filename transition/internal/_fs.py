@@ -191,7 +191,8 @@ def _open_for_write(path: str) -> int:
         if st.st_nlink > 1:
             raise NotRegularFile(f"{path} has {st.st_nlink} hard links: refusing to overwrite it")
         os.set_blocking(fd, True)
-        os.ftruncate(fd, 0)
+        if st.st_size:  # truncating a new, empty file is not free: ext4 then writes it back on close
+            os.ftruncate(fd, 0)
     except BaseException:
         os.close(fd)
         raise

@@ -2,7 +2,8 @@
 
 A save at `prefix`: create `{prefix}.pending`, drop any old `{prefix}.commit.json`, write each file under a temporary
 name `{prefix}.tmp-<hex>...`, fsync it, rename it into place, then write `{prefix}.commit.json` (format version, every
-file's size and zlib.crc32) atomically (temp + fsync + rename + fsync of the directory) and remove `.pending`.
+file's size and crc32c) atomically (temp + fsync + rename + fsync of the directory) and remove `.pending`. Commit
+files of format version 1 (zlib.crc32 checksums) are still read and verified.
 The commit file decides: a prefix without one is not committed, also on file systems whose rename is not atomic.
 File names come from `checkpoint._naming`; all paths go through `internal._fs` (local paths through `os`, gs://, ram://,
 ... through `tf.io.gfile`); fsync is done where the path is local.
@@ -13,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import threading
 import time
 import zlib
 from collections.abc import Mapping
@@ -21,6 +21,7 @@ from typing import Any
 
 import attrs
 
+from transition.checkpoint._bundle_table import crc32c
 from transition.checkpoint._naming import (
     COMMIT_SUFFIX,
     PENDING_SUFFIX,
@@ -44,16 +45,18 @@ __all__ = [
     "read_commit",
     "verify",
     "file_crc32",
+    "file_record",
     "delete_checkpoint",
     "cleanup_leftovers",
     "has_commit",
-    "EarlyFlush",
 ]
 
 FORMAT = "transition-checkpoint"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+# the checksum of every file in a commit file, by format version: its key and function (crc, data) -> crc
+CHECKSUMS = {1: ("crc32", zlib.crc32), 2: ("crc32c", crc32c)}
 MAX_COMMIT_BYTES = 1 << 20  # a commit file is a few hundred bytes; a bigger one is not ours
-_CHUNK = 16 << 20
+_CHUNK = 4 << 20  # bytes read (and hashed) at a time by `file_crc32`
 _KILL_ENV = "TRANSITION_TEST_KILL_AT"
 # False only in bench/save.py, to compare with writers that do not fsync (tf.train.Checkpoint.write); never in use
 DURABLE = True
@@ -89,71 +92,21 @@ def _fsync(path: str, *, directory: bool = False) -> None:
         os.close(fd)
 
 
-class EarlyFlush:
-    """While another writer (TF's SaveV2) writes a local file, push its dirty pages to disk from a thread.
-
-    `with EarlyFlush(directory, name_prefix):` repeatedly fdatasyncs the newest file in `directory` whose name
-    starts with `name_prefix` (TF writes the data file under a temporary `.tempstate<n>` name and renames it), so
-    the disk writes while TF still produces bytes and the final fsync in `PendingSave.place` only waits for the rest.
-    Best effort: its own errors are ignored (the final fsync decides). No-op for remote paths.
-    """
-
-    def __init__(self, directory: str, name_prefix: str, *, interval: float = 0.02):
-        self._directory = _fs.local_path(directory)
-        self._name_prefix = name_prefix
-        self._interval = interval
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._enabled = _fs.is_local(directory) and DURABLE
-
-    def __enter__(self) -> EarlyFlush:
-        if self._enabled:
-            self._thread = threading.Thread(target=self._run, name="transition-early-flush", daemon=True)
-            self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-
-    def _open_newest(self) -> int | None:
-        try:
-            names = [n for n in os.listdir(self._directory) if n.startswith(self._name_prefix)]
-            return os.open(os.path.join(self._directory, max(names)), os.O_RDONLY) if names else None
-        except OSError:
-            return None
-
-    def _run(self) -> None:
-        fd = None
-        try:
-            while not self._stop.is_set():
-                if fd is None:
-                    fd = self._open_newest()
-                if fd is not None:
-                    try:
-                        os.fdatasync(fd)  # releases the GIL; blocks only this thread
-                    except OSError:
-                        return
-                self._stop.wait(self._interval)
-        finally:
-            if fd is not None:
-                os.close(fd)
-
-
 def _wrap(prefix: str, what: str, exc: BaseException) -> CheckpointError:
     return CheckpointError(f"checkpoint {prefix}: {what} failed: {exc}")
 
 
 @attrs.frozen
 class FileRecord:
+    """A file of a checkpoint: its size and checksum (crc32c; zlib.crc32 in commit files of format version 1)."""
+
     size: int
-    crc32: int
+    crc: int
 
 
 @attrs.frozen
 class CommitInfo:
-    """A validated `{prefix}.commit.json`: files (suffix -> size, crc32) and the caller's metadata."""
+    """A validated `{prefix}.commit.json`: files (suffix -> size, checksum) and the caller's metadata."""
 
     prefix: str
     files: Mapping[str, FileRecord]
@@ -165,8 +118,19 @@ class CommitInfo:
         return sum(f.size for f in self.files.values())
 
 
-def file_crc32(path: str, *, within: str | None = None) -> tuple[int, int]:
-    """(zlib.crc32, size) of the (regular) file at `path`, read in chunks."""
+def _record_json(record: FileRecord) -> dict[str, int]:
+    return {"size": record.size, CHECKSUMS[FORMAT_VERSION][0]: record.crc}
+
+
+def file_record(data: bytes) -> dict[str, int]:
+    """The record a commit file (of `FORMAT_VERSION`) holds for a file of these bytes: its size and checksum."""
+    return _record_json(FileRecord(size=len(data), crc=CHECKSUMS[FORMAT_VERSION][1](data, 0)))
+
+
+def file_crc32(path: str, *, within: str | None = None, version: int = FORMAT_VERSION) -> tuple[int, int]:
+    """(checksum, size) of the (regular) file at `path`, read in chunks: its crc32c (zlib.crc32 for a commit file
+    of format version 1)."""
+    update = CHECKSUMS[version][1]
     crc, size = 0, 0
     with _fs.open_random(path, within=within) as f:
         buf = bytearray(min(_CHUNK, f.size))
@@ -174,7 +138,7 @@ def file_crc32(path: str, *, within: str | None = None) -> tuple[int, int]:
         while size < f.size:
             n = min(len(buf), f.size - size)
             f.read_into(view[:n], size)
-            crc = zlib.crc32(view[:n], crc)
+            crc = update(view[:n], crc)
             size += n
     return crc, size
 
@@ -248,24 +212,25 @@ class PendingSave:
         except Exception as exc:  # noqa: BLE001 - OSError, tf.errors.OpError
             raise _wrap(self.prefix, "starting the save", exc) from exc
 
-    def place(self, temp_path: str, suffix: str, *, crc32: int | None = None, size: int | None = None,
+    def place(self, temp_path: str, suffix: str, *, crc32c: int | None = None, size: int | None = None,
               synced: bool = False) -> None:
         """fsync `temp_path` (unless `synced`), rename it to `{prefix}{suffix}` and record its size and checksum.
 
-        `crc32`/`size` may come from memory (no re-read); when the file's size differs, the file is hashed instead.
+        `crc32c`/`size` may come from memory (no re-read); when the file's size differs, the file is hashed instead.
         """
+        crc = crc32c
         if not is_checkpoint_file_suffix(suffix):
             raise CheckpointError(f"checkpoint {self.prefix}: {suffix!r} is not a checkpoint file suffix")
         try:
             if not synced:
                 _fsync(temp_path)
             actual = _fs.size(temp_path)
-            if crc32 is None or size != actual:
-                crc32, actual = file_crc32(temp_path)
+            if crc is None or size != actual:
+                crc, actual = file_crc32(temp_path)
             _fs.rename(temp_path, self.prefix + suffix)
         except Exception as exc:  # noqa: BLE001
             raise _wrap(self.prefix, f"placing {self.prefix}{suffix}", exc) from exc
-        self._files[suffix] = FileRecord(size=int(actual), crc32=int(crc32))
+        self._files[suffix] = FileRecord(size=int(actual), crc=int(crc))
 
     def write_bytes(self, suffix: str, data: bytes) -> None:
         """Write a small file `{prefix}{suffix}` via a temporary."""
@@ -274,14 +239,14 @@ class PendingSave:
             _write_bytes(temp, data)
         except Exception as exc:  # noqa: BLE001
             raise _wrap(self.prefix, f"writing {self.prefix}{suffix}", exc) from exc
-        self.place(temp, suffix, crc32=zlib.crc32(data), size=len(data), synced=True)
+        self.place(temp, suffix, crc32c=crc32c(data), size=len(data), synced=True)
 
     def commit(self, meta: Mapping[str, Any]) -> CommitInfo:
         """Write the commit file atomically and remove `.pending`; the checkpoint is committed from here on."""
         record = {
             "format": FORMAT,
             "version": FORMAT_VERSION,
-            "files": {s: {"size": r.size, "crc32": r.crc32} for s, r in sorted(self._files.items())},
+            "files": {s: _record_json(r) for s, r in sorted(self._files.items())},
             "meta": dict(meta),
         }
         data = json.dumps(record, indent=1, sort_keys=True, allow_nan=False).encode()
@@ -345,15 +310,16 @@ def read_commit(prefix: str) -> CommitInfo:
     if not isinstance(files, dict) or not files or not isinstance(meta, dict):
         raise _bad(prefix, "'files' must be a non-empty object and 'meta' an object")
     records = {}
+    key = CHECKSUMS[version][0]
     for suffix, rec in files.items():
         if not is_checkpoint_file_suffix(suffix):
             raise _bad(prefix, f"file {suffix!r:.100} is not a checkpoint file suffix (like '.index')")
-        if not isinstance(rec, dict) or set(rec) != {"size", "crc32"} or not _is_int(rec["size"]) \
-                or not _is_int(rec["crc32"]):
-            raise _bad(prefix, f"file {suffix!r}: expected {{'size': int, 'crc32': int}}, got {rec!r:.100}")
-        if not (0 <= rec["size"] < 1 << 50 and 0 <= rec["crc32"] < 1 << 32):
-            raise _bad(prefix, f"file {suffix!r}: size {rec['size']} or crc32 {rec['crc32']} out of range")
-        records[suffix] = FileRecord(size=rec["size"], crc32=rec["crc32"])
+        if not isinstance(rec, dict) or set(rec) != {"size", key} or not _is_int(rec["size"]) \
+                or not _is_int(rec[key]):
+            raise _bad(prefix, f"file {suffix!r}: expected {{'size': int, {key!r}: int}}, got {rec!r:.100}")
+        if not (0 <= rec["size"] < 1 << 50 and 0 <= rec[key] < 1 << 32):
+            raise _bad(prefix, f"file {suffix!r}: size {rec['size']} or {key} {rec[key]} out of range")
+        records[suffix] = FileRecord(size=rec["size"], crc=rec[key])
     return CommitInfo(prefix=prefix, files=records, meta=meta, version=version)
 
 
@@ -390,13 +356,13 @@ def verify(prefix: str, *, checksums: bool = True) -> CommitInfo:
             )
         if checksums:
             try:
-                crc, _ = file_crc32(path, within=directory)
+                crc, _ = file_crc32(path, within=directory, version=info.version)
             except Exception as exc:  # noqa: BLE001 - changed since the size check
                 raise CheckpointError(f"checkpoint {prefix} is damaged: cannot read {path}: {exc}") from exc
-            if crc != rec.crc32:
+            if crc != rec.crc:
                 raise CheckpointError(
                     f"checkpoint {prefix} is damaged: checksum of {path} is {crc:#010x}, "
-                    f"the commit file says {rec.crc32:#010x}"
+                    f"the commit file says {rec.crc:#010x}"
                 )
     return info
 

@@ -8,7 +8,6 @@ by `_atomic.PendingSave`; names follow docs/ARCHITECTURE.md ("On-disk naming"). 
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections.abc import Mapping
@@ -17,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from transition.checkpoint._bundle_reader import TFBundleReader
-from transition.checkpoint._bundle_writer import bundle_data_crc32, write_bundle
+from transition.checkpoint._bundle_writer import write_bundle
 from transition.checkpoint._naming import (
     GLOBAL_STEP_TENSOR,
     INDEX_SUFFIX,
@@ -27,7 +26,6 @@ from transition.checkpoint._naming import (
 )
 from transition.errors import CheckpointError, ConfigError, did_you_mean
 from transition.internal import _jsonsafe
-from transition.internal._aligned import needs_copy
 from transition.store import _atomic
 from transition.store._host_buffers import HostBufferPool
 from transition.store._info import CheckpointInfo, RestoredCheckpoint, info_from_commit
@@ -56,8 +54,8 @@ def _is_int(x: Any) -> bool:
 
 
 def _snapshot(value: Any, pool: HostBufferPool, pooled: list[np.ndarray], *, copy: bool) -> Any:
-    """The value for the bundle writer: for background saves (`copy`) one aligned host copy; otherwise numpy as is
-    (copied into an aligned pooled buffer if TF would copy it anyway) and variables read as tensors.
+    """The value for the bundle writer: for background saves (`copy`) one host copy (into a pooled buffer);
+    otherwise numpy as is and variables read as tensors.
 
     TF / Keras variables are read as a tensor first (on CPU that shares the variable's current buffer; TF copies on
     the next write to the variable), so a synchronous save of variables copies nothing, a background one once.
@@ -69,7 +67,7 @@ def _snapshot(value: Any, pool: HostBufferPool, pooled: list[np.ndarray], *, cop
             value = tf.convert_to_tensor(value)
         else:
             value = np.asarray(value)
-    if copy or (isinstance(value, np.ndarray) and needs_copy(value)):
+    if copy:
         value = pool.copy(value)
         pooled.append(value)
     return value
@@ -244,7 +242,7 @@ class CheckpointStore:
         except Exception as exc:  # noqa: BLE001 - OSError (disk full), tf.errors.OpError, ...
             raise CheckpointError(f"saving checkpoint {job['prefix']} failed: {type(exc).__name__}: {exc}") from exc
         finally:
-            job["arrays"] = None  # TF's tensors over the pooled buffers are gone once the bundle is written
+            job["arrays"] = None  # nothing refers to the pooled buffers once the bundle is written
             self._pool.release(job.pop("pooled"))
 
     def _write_locked(self, job: dict[str, Any]) -> CheckpointInfo:
@@ -258,24 +256,12 @@ class CheckpointStore:
                     log.warning("replacing damaged checkpoint %s (%s)", prefix, exc)
                     overwrite = True
             with _atomic.PendingSave(prefix, overwrite=overwrite) as pending:
-                crc: dict[str, tuple[int, int]] = {}
-                order = sorted(arrays)
-                hasher = threading.Thread(target=lambda: crc.setdefault("data", bundle_data_crc32(arrays, order)))
-                hasher.start()  # zlib.crc32 and SaveV2 both release the GIL: hash from memory while TF writes
-                directory, temp_base = os.path.split(pending.temp_prefix)
-                # the disk writes the data file while TF still produces it and while the small files are written;
-                # the data file's own fsync then only waits for the rest
-                with _atomic.EarlyFlush(directory or ".", temp_base + SINGLE_DATA_SUFFIX):
-                    try:
-                        write_bundle(pending.temp_prefix, arrays)
-                    finally:
-                        hasher.join()
-                    _atomic.fault_point("bundle_written", prefix)
-                    pending.place(pending.temp_prefix + INDEX_SUFFIX, INDEX_SUFFIX)
-                    pending.write_bytes(STATE_SUFFIX, job["state"])
-                data_crc, data_size = crc.get("data", (None, None))  # None: the hasher failed, hash the file
-                pending.place(pending.temp_prefix + SINGLE_DATA_SUFFIX, SINGLE_DATA_SUFFIX, crc32=data_crc,
-                              size=data_size)
+                written = write_bundle(pending.temp_prefix, arrays)  # each file's crc32c from memory: no re-read
+                _atomic.fault_point("bundle_written", prefix)
+                pending.write_bytes(STATE_SUFFIX, job["state"])
+                for suffix, crc, size in ((INDEX_SUFFIX, written.index_crc32c, written.index_size),
+                                          (SINGLE_DATA_SUFFIX, written.data_crc32c, written.data_size)):
+                    pending.place(pending.temp_prefix + suffix, suffix, crc32c=crc, size=size)
                 _atomic.fault_point("state_written", prefix)
                 meta = dict(job["meta"], created=time.time())
                 commit = pending.commit(meta)
