@@ -10,6 +10,7 @@ shape, offset, size and crc32c. The crc32c of each whole file comes back in `Wri
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -17,7 +18,7 @@ import attrs
 import numpy as np
 
 from transition.checkpoint._bundle_encode import crc32c_combine, encode_entry, encode_header, encode_table
-from transition.checkpoint._bundle_table import crc32c
+from transition.checkpoint._bundle_table import crc32c, fast_crc32c_available
 from transition.checkpoint._naming import INDEX_SUFFIX, SINGLE_DATA_SUFFIX
 from transition.errors import CheckpointError
 from transition.internal import _fs
@@ -94,6 +95,10 @@ def write_bundle(prefix: str, arrays: Mapping[str, Any]) -> WrittenBundle:
     _check_names(names)
     if not names:
         raise CheckpointError(f"nothing to write at {prefix}: a checkpoint needs at least one array")
+    if not fast_crc32c_available():
+        warnings.warn("google-crc32c runs without its C extension here: checkpoints save and verify slowly (about "
+                      "100x); reinstall it from a wheel for this platform (pip install --force-reinstall "
+                      "google-crc32c)", RuntimeWarning, stacklevel=2)
     hosts = [_host_array(prefix, name, arrays[name]) for name in names]
     table = [(b"", encode_header(num_shards=1))]
     offset, data_crc = 0, 0
