@@ -124,3 +124,12 @@ def test_a_damaged_later_piece_is_found_by_the_chunked_reader(tmp_path, monkeypa
         f.write(b"\x01")
     with TFBundleReader(prefix) as reader, pytest.raises(CheckpointError, match=r"crc32c mismatch for 'l/W'"):
         reader.read("l/W")
+
+
+def test_a_slow_crc32c_is_warned_about_and_the_bundle_still_correct(tmp_path, monkeypatch):
+    """google-crc32c without its C extension (its pure-Python fallback): a RuntimeWarning, the same files."""
+    monkeypatch.setattr(google_crc32c, "implementation", "python")
+    value = np.arange(6, dtype="float32")
+    with pytest.warns(RuntimeWarning, match="without its C extension.*reinstall"):
+        write_bundle(str(tmp_path / "slow"), {"a": value})
+    np.testing.assert_array_equal(TFBundleReader(str(tmp_path / "slow")).read("a"), value)
