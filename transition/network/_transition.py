@@ -90,10 +90,7 @@ def transition_network(
     net2wider's. `verify_inputs` (a batch) runs both networks: the largest output difference goes into
     `report.output_check`, above `verify_tolerance` (relative) an OutputChangedError naming the first moved layer.
     """
-    if getattr(old_network, "released", False):
-        raise ConfigError("transition_network: the old network was released by an earlier transition (its values "
-                          "moved into that transition's result.network); pass that result.network instead")
-    mode = _mode_of(new_network, extern_data, copy_param_mode)
+    mode = _mode_of(old_network, new_network, extern_data, copy_param_mode)
     importers = dict(custom_param_importers or {})
     timings: dict[str, float] = {}
 
@@ -134,8 +131,12 @@ def transition_network(
     return TransitionResult(new, report, new_optimizer, slots_report, diff, timings, check.plan)
 
 
-def _mode_of(new_network: Any, extern_data: Mapping[str, Any] | None, copy_param_mode: str | None) -> str | None:
-    """The transition's copy mode (the option, else a net dict's "#copy_param_mode"), the new network checked."""
+def _mode_of(old_network: Any, new_network: Any, extern_data: Mapping[str, Any] | None,
+             copy_param_mode: str | None) -> str | None:
+    """The transition's copy mode (the option, else a net dict's "#copy_param_mode"), both networks checked."""
+    if getattr(old_network, "released", False):
+        raise ConfigError("transition_network: the old network was released by an earlier transition (its values "
+                          "moved into that transition's result.network); pass that result.network instead")
     if not is_keras_model(new_network):
         if not isinstance(new_network, Mapping):
             raise ConfigError(f"transition_network: the new network must be a net dict or a built keras.Model, got "
