@@ -38,35 +38,52 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _exit_on_preemption_during_start_up() -> dict[int, object]:
-    """Until training installs its own handler, SIGTERM / SIGUSR1 exit at once with the preemption exit code
-    (nothing is trained yet, so nothing is lost), so a job script that requeues on that code never loses the job
-    to a signal that arrives while TensorFlow and the config load. Its line reaches the real stderr also while
-    TensorFlow's import has fd 2 silenced. In a multi-worker job (TF_CONFIG) the signal is held for the manager
-    instead, so that all workers agree on it at the first step (`_preempt.hold_until_installed`)."""
+def _exit_on_signals_during_start_up() -> dict[int, object]:
+    """Until training takes over the signals, SIGTERM / SIGUSR1 exit at once with the preemption exit code and Ctrl-C
+    with 130 (nothing is trained yet, so nothing is lost), so a job script that requeues on that code never loses the
+    job to a signal that arrives while TensorFlow and the config load. The exit is `os._exit` after the line: an
+    exception raised in a signal handler during an import can turn into an ImportError that TensorFlow's import
+    catches and goes on. The line reaches the real stderr also while TensorFlow's import has fd 2 silenced. In a
+    multi-worker job (TF_CONFIG) SIGTERM / SIGUSR1 are held for the manager instead, so that all workers agree on
+    them at the first step (`_preempt.hold_until_installed`)."""
     import signal
 
     from transition.internal._quiet import write_stderr_line
     from transition.training._distribute import workers_in_tf_config
-    from transition.training._preempt import PREEMPTED_EXIT_CODE, SIGNALS, hold_until_installed
+    from transition.training._preempt import PREEMPTED_EXIT_CODE, SIGNALS, hold_until_installed, training_started
+
+    def exit_now(line: str, code: int) -> None:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError, AttributeError):
+                pass
+        write_stderr_line(line)
+        os._exit(code)
 
     def exit_preempted(signum: int, frame: object) -> None:
-        name = signal.Signals(signum).name
-        write_stderr_line(f"transition train: preempted ({name}) while starting, before any training: nothing to "
-                          f"save; exiting with code {PREEMPTED_EXIT_CODE} (run the same command again)")
-        raise SystemExit(PREEMPTED_EXIT_CODE)
+        exit_now(f"transition train: preempted ({signal.Signals(signum).name}) while starting, before any training: "
+                 f"nothing to save; exiting with code {PREEMPTED_EXIT_CODE} (run the same command again)",
+                 PREEMPTED_EXIT_CODE)
+
+    def interrupted(signum: int, frame: object) -> None:
+        if training_started():  # Ctrl-C in training: KeyboardInterrupt, which the loop turns into its line
+            signal.default_int_handler(signum, frame)
+        exit_now("transition train: interrupted while starting, before any training", _INTERRUPTED_EXIT_CODE)
 
     def held(signum: int) -> None:
         write_stderr_line(f"transition train: preempted ({signal.Signals(signum).name}) while a multi-worker job "
                           "starts: every worker saves after the first step and exits with code "
                           f"{PREEMPTED_EXIT_CODE}")
 
-    previous = {sig: signal.getsignal(sig) for sig in SIGNALS}
+    previous = {sig: signal.getsignal(sig) for sig in (*SIGNALS, signal.SIGINT)}
     if workers_in_tf_config() > 1:  # the others would wait for this worker in a collective: agree at the first step
         hold_until_installed(held)
     else:
         for sig in SIGNALS:
             signal.signal(sig, exit_preempted)
+    if previous[signal.SIGINT] is signal.default_int_handler:  # not where a caller chose its own
+        signal.signal(signal.SIGINT, interrupted)
     return previous
 
 
@@ -85,7 +102,7 @@ def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespa
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    previous = _exit_on_preemption_during_start_up() if argv[:1] == ["train"] else {}
+    previous = _exit_on_signals_during_start_up() if argv[:1] == ["train"] else {}
     try:
         return _run(argv)
     except KeyboardInterrupt:  # Ctrl-C while starting (e.g. while TensorFlow imports): one line, no traceback

@@ -73,7 +73,7 @@ from transition.training._optimizer_state import (
 )
 from transition.training._options import ManagerOptions, growth_options
 from transition.training._precheck import check_schedule
-from transition.training._preempt import PREEMPTED_EXIT_CODE, PreemptionHandler
+from transition.training._preempt import PREEMPTED_EXIT_CODE, PreemptionHandler, mark_training_started
 
 if TYPE_CHECKING:
     import keras
@@ -497,6 +497,7 @@ class TransitionManager:
         self._log(start.log_line)
 
     def _install_preemption_handler(self) -> None:
+        mark_training_started()
         if not self.options.handle_preemption:
             return
         self._preempt = PreemptionHandler()

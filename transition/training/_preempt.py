@@ -17,11 +17,23 @@ import threading
 from collections.abc import Callable, Iterable
 from types import FrameType
 
-__all__ = ["PreemptionHandler", "PREEMPTED_EXIT_CODE", "hold_until_installed"]
+__all__ = ["PreemptionHandler", "PREEMPTED_EXIT_CODE", "hold_until_installed", "mark_training_started",
+           "training_started"]
 
 PREEMPTED_EXIT_CODE = 75
 SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
 _held: list[int] = []  # signals that arrived under `hold_until_installed`, for the next handler installed
+_started = [False]  # the manager took over signals (installed its handler, or was told not to)
+
+
+def mark_training_started() -> None:
+    """The process is past its start-up: a manager installed its handler (or runs without one)."""
+    _started[0] = True
+
+
+def training_started() -> bool:
+    """Whether `mark_training_started` was called in this process (the command line's start-up handlers ask)."""
+    return _started[0]
 
 
 def hold_until_installed(on_signal: Callable[[int], None] | None = None) -> None:
@@ -74,6 +86,7 @@ class PreemptionHandler:
         for sig in self.signals:
             if sig not in self._previous:
                 self._previous[sig] = signal.signal(sig, self._handle)
+        mark_training_started()
         if _held:  # a signal held while the job started
             self.request(_held[0])
             _held.clear()
