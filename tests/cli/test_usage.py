@@ -62,6 +62,10 @@ def test_convert_only_takes_one_name_and_is_repeatable(tmp_path, capsys):
     assert "--only l1 --only l2" in _err(capsys) and not (tmp_path / "o3.npz").exists()
     assert main(["convert", "--only", "l1", src]) == 2
     assert "dst" in _err(capsys)
+    assert main(["convert", "--only", "l1", "l2", src, str(tmp_path / "o4.npz")]) == 2  # SRC DST swallowed
+    assert f"transition convert --only l1 --only l2 {src} {tmp_path / 'o4.npz'}" in _err(capsys)
+    assert main(["convert", "--only", "l1", "--only", "l2", src, str(tmp_path / "o5.npz"), "extra"]) == 2
+    assert "unrecognized arguments: extra" in _err(capsys)  # --only repeated right: the word is just extra
 
 
 def test_cli_says_force_and_the_library_says_overwrite(tmp_path, capsys):

@@ -93,11 +93,42 @@ def _check_convert_extras(args: argparse.Namespace, extras: list[str], argv: lis
     """More than SRC and DST: a usage error; after `--only A B` it says that --only takes one name (repeat it)."""
     if not extras:
         return
-    if args.only and any(arg == "--only" for arg in argv):
-        names = [*args.only, *(e for e in extras if not e.startswith("-"))]
+    hint = _only_spelling(argv[argv.index("convert") + 1:] if "convert" in argv else argv)
+    if hint:
         args.parser.error(f"unexpected argument(s) {' '.join(extras)}: --only takes one NAME; repeat it for more: "
-                          + " ".join(f"--only {n}" for n in names))
+                          f"transition convert {hint}")
     args.parser.error(f"unrecognized arguments: {' '.join(extras)}")
+
+
+def _only_spelling(tokens: list[str]) -> str | None:
+    """Where one `--only` is followed by several words (`--only a b SRC DST`, `SRC DST --only a b`), the command
+    line meant: SRC and DST are the two words before the first --only if there are two, else the last two."""
+    runs: list[list[str]] = []  # the words after each --only, up to the next option
+    before: list[str] = []  # words before the first --only
+    i = 0
+    while i < len(tokens):
+        token = tokens[i]
+        if token == "--only-network":
+            i += 1  # its value
+        elif token == "--only":
+            runs.append([])
+        elif token.startswith("--only="):
+            runs.append([token.split("=", 1)[1]])
+        elif token.startswith("-"):
+            pass
+        elif runs:
+            runs[-1].append(token)
+        else:
+            before.append(token)
+        i += 1
+    if not runs or not (len(runs) == 1 and len(runs[0]) > 1 or any(len(run) > 1 for run in runs[:-1])):
+        return None  # --only repeated as it should be: the extra words are just extra
+    words = [w for run in runs for w in run]
+    if len(before) >= 2:
+        names, ends = before[2:] + words, before[:2]
+    else:
+        names, ends = (before + words)[:-2], (before + words)[-2:]
+    return " ".join([*(f"--only {n}" for n in names), *ends])
 
 
 def _cmd_avg(args: argparse.Namespace) -> int:
@@ -149,7 +180,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--only-network",
         metavar="NET_JSON",
         help="keep only the params that a network needs (exactly its 'layer/param' names, no optimizer slots): "
-        "a JSON file {\"network\": net dict, \"extern_data\": {...}}",
+        "a JSON file {\"network\": net dict, \"extern_data\": {...}}; with --only, the names of both",
     )
     _add_flags(p, force="overwrite DST")
     p.set_defaults(func=_cmd_convert, extras=_check_convert_extras)
