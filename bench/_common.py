@@ -18,18 +18,6 @@ def net_dict(n_layers: int, units: int) -> dict:
     return d
 
 
-def best_time(fn: Callable[[], object], repeat: int, before: Callable[[], object] | None = None) -> float:
-    """The shortest wall time of `repeat` calls of `fn` (`before` runs untimed ahead of each)."""
-    best = float("inf")
-    for _ in range(repeat):
-        if before is not None:
-            before()
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-    return best
-
-
 def interleaved_medians(
     contenders: dict[str, Callable[[], object]],
     rounds: int,

@@ -94,7 +94,10 @@ def test_cli_status_of_a_directory_or_a_checkpoint_file_finds_the_model(model, c
         status = json.loads(capsys.readouterr().out)
         assert status["model"] == model and status["resume_from"] == model + ".002", path
         assert [os.path.basename(r["prefix"]) for r in status["checkpoints"]] == ["network.001", "network.002"]
-        assert path in status["note"]
+        assert path in status["note"] and "is a" in status["note"]
+    assert main(["status", model + ".009", "--json"]) == 0  # an epoch the model does not have
+    status = json.loads(capsys.readouterr().out)
+    assert status["model"] == model and "no such checkpoint" in status["note"]
     assert main(["status", directory]) == 0
     out = capsys.readouterr().out
     assert "2 checkpoints" in out and "no checkpoints" not in out and f"resume would use (*): {model}.002" in out

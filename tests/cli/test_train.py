@@ -27,7 +27,7 @@ def test_cli_train_resume_and_errors(tmp_path, capsys):
     assert "done: epoch 3/3 finished (1 in this run)" in out
     assert main(["train", str(cfg), f"--model={model}", "--num_epochs=2"]) == 0
     out = capsys.readouterr().out
-    assert "nothing to train: the model is at epoch 3 and num_epochs is 2" in out and "nothing trained" in out
+    assert "nothing to train: the model is at epoch 3 and num_epochs is 2" in out and "pass --num_epochs=4 or more" in out
     manager_line = next(ln for ln in out.splitlines() if ln.startswith("nothing to train"))
     assert "--num_epochs" not in manager_line  # the library's line speaks API; the CLI's translates
     assert "pass --num_epochs=4 or more" in out

@@ -45,6 +45,9 @@ def test_train_on_a_directory_says_it_is_one(tmp_path, capsys):
     err = _err(capsys)
     assert "is a directory" in err and "does not exist" not in err
     assert "c00.config" in err and "... and 2 more" in err  # the list is cut, and says so
+    (tmp_path / "script.py").write_text("print(1)\n")
+    assert main(["train", str(tmp_path)]) == 1
+    assert "script.py" not in _err(capsys)  # .config files are named first; .py only where there are none
     assert main(["plan", str(tmp_path / "missing.config")]) == 1
     assert "does not exist" in _err(capsys)
 

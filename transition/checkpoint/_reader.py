@@ -86,7 +86,7 @@ def _not_found(path: str) -> CheckpointError:
     if epochs:
         hint = (
             f"; {path} is a model name with epochs {sorted(epochs)}: give one checkpoint, e.g. "
-            f"{epochs[max(epochs)]} (find_epoch_model picks the latest)"
+            f"the latest, {epochs[max(epochs)]}"
         )
     else:
         directory, base = os.path.split(path)

@@ -136,7 +136,9 @@ def _resolve_model(path: str) -> tuple[str, str | None]:
                      "checkpoints (e.g. runs/exp/network for runs/exp/network.001)"
     model = model_of_file(path)
     if model is not None and _has_checkpoints(model):
-        return model, f"{path} is a checkpoint of model {model}: listing that model's checkpoints"
+        if any(_fs.exists(path + suffix) for suffix in ("", ".index", ".commit.json")):
+            return model, f"{path} is a checkpoint of model {model}: listing that model's checkpoints"
+        return model, f"{path}: no such checkpoint; listing the checkpoints of its model {model}"
     others = [m for m in _models_in(os.path.dirname(path)) if m != path]
     if others:
         return path, f"no checkpoints of model {path}; its directory has those of {listed(others)}"

@@ -108,8 +108,7 @@ def run_train(args: argparse.Namespace) -> int:
     if mgr.stopped:
         print(f"stopped early after epoch {mgr.epoch}; checkpoints under {where}")
     elif not mgr.epochs_trained:
-        print(f"nothing trained (num_epochs={mgr.num_epochs}): to train on, pass --num_epochs={mgr.epoch + 1} or "
-              f"more; checkpoints under {where}")
+        print(f"to train on, pass --num_epochs={mgr.epoch + 1} or more; checkpoints under {where}")
     else:
         print(f"done: epoch {mgr.epoch}/{mgr.num_epochs} finished ({mgr.epochs_trained} in this run); "
               f"checkpoints under {where}")

@@ -218,7 +218,9 @@ def check_config_file(path: str | os.PathLike) -> None:
     if not _fs.isdir(path):
         raise ConfigError(f"config file {path} does not exist")
     try:
-        configs = sorted(os.path.join(path, f) for f in _fs.listdir(path) if f.endswith((".config", ".py")))
+        names = _fs.listdir(path)
+        configs = sorted(os.path.join(path, f) for f in names if f.endswith(".config")) or sorted(
+            os.path.join(path, f) for f in names if f.endswith(".py"))  # RETURNN configs may be .py files
     except OSError:
         configs = []
     hint = f": give a config file in it, one of {listed(configs)}" if configs else ": give the config file"
