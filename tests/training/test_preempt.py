@@ -10,7 +10,13 @@ import textwrap
 
 import pytest
 
-from transition.training._preempt import PREEMPTED_EXIT_CODE, PreemptionHandler, hold_until_installed
+from transition.training._preempt import (
+    PREEMPTED_EXIT_CODE,
+    PreemptionHandler,
+    end_start_up,
+    hold_until_installed,
+    training_started,
+)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGUSR1])
@@ -33,14 +39,23 @@ def test_a_signal_held_while_starting_makes_the_first_handler_requested():
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGUSR1)}
     said = []
     try:
-        hold_until_installed(said.append)
+        hold_until_installed(lambda signum, n: said.append((signum, n)))
         os.kill(os.getpid(), signal.SIGUSR1)  # the process lives on
-        assert said == [signal.SIGUSR1]
+        assert said == [(signal.SIGUSR1, 1)]
         with PreemptionHandler() as handler:
-            assert handler.requested and handler.signal_name == "SIGUSR1"
+            assert handler.requested and handler.signal_name == "SIGUSR1" and training_started()
         with PreemptionHandler() as later:
             assert not later.requested  # handed over once
+        hold_until_installed(lambda signum, n: said.append((signum, n)))
+        os.kill(os.getpid(), signal.SIGTERM)
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert said[1:] == [(signal.SIGTERM, 1), (signal.SIGTERM, 2)]  # the count lets the caller exit at a second
+        end_start_up()  # the command line's main returns: nothing held is kept for a later run in this process
+        assert not training_started()
+        with PreemptionHandler() as fresh:
+            assert not fresh.requested
     finally:
+        end_start_up()
         for sig, h in previous.items():
             signal.signal(sig, h)
 
@@ -51,7 +66,7 @@ def test_the_requeue_exit_code_is_ex_tempfail():
 
 _LOOP = textwrap.dedent("""
     import sys, numpy as np
-    from transition.training._preempt import PREEMPTED_EXIT_CODE, PreemptionHandler, hold_until_installed
+    from transition.training._preempt import PREEMPTED_EXIT_CODE, PreemptionHandler
     from transition.store._store import CheckpointStore
     store = CheckpointStore(sys.argv[1])
     w = np.zeros(3, np.float32)

@@ -38,6 +38,26 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _exit_now(line: str, code: int) -> None:
+    """Flush what was printed, write `line` to the real stderr, end the process (no exception: see below)."""
+    from transition.internal._quiet import write_stderr_line
+
+    try:
+        sys.stdout.flush()
+    except Exception:  # noqa: BLE001 - also "reentrant call" (this handler interrupted a write to stdout)
+        pass
+    write_stderr_line(line)
+    os._exit(code)
+
+
+def _die_as_by_default(signum: int) -> None:
+    """The signal's default action (after training gave the signals back, or where it runs without a handler)."""
+    import signal
+
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
+
+
 def _exit_on_signals_during_start_up() -> dict[int, object]:
     """Until training takes over the signals, SIGTERM / SIGUSR1 exit at once with the preemption exit code and Ctrl-C
     with 130 (nothing is trained yet, so nothing is lost), so a job script that requeues on that code never loses the
@@ -45,36 +65,36 @@ def _exit_on_signals_during_start_up() -> dict[int, object]:
     exception raised in a signal handler during an import can turn into an ImportError that TensorFlow's import
     catches and goes on. The line reaches the real stderr also while TensorFlow's import has fd 2 silenced. In a
     multi-worker job (TF_CONFIG) SIGTERM / SIGUSR1 are held for the manager instead, so that all workers agree on
-    them at the first step (`_preempt.hold_until_installed`)."""
+    them at the first step (`_preempt.hold_until_installed`); a second one exits at once."""
     import signal
 
     from transition.internal._quiet import write_stderr_line
     from transition.training._distribute import workers_in_tf_config
     from transition.training._preempt import PREEMPTED_EXIT_CODE, SIGNALS, hold_until_installed, training_started
 
-    def exit_now(line: str, code: int) -> None:
-        for stream in (sys.stdout, sys.stderr):
-            try:
-                stream.flush()
-            except (OSError, ValueError, AttributeError):
-                pass
-        write_stderr_line(line)
-        os._exit(code)
-
     def exit_preempted(signum: int, frame: object) -> None:
-        exit_now(f"transition train: preempted ({signal.Signals(signum).name}) while starting, before any training: "
-                 f"nothing to save; exiting with code {PREEMPTED_EXIT_CODE} (run the same command again)",
-                 PREEMPTED_EXIT_CODE)
+        if training_started():  # the manager gave the signals back (training ended) or runs without a handler
+            _die_as_by_default(signum)
+            return
+        _exit_now(f"transition train: preempted ({signal.Signals(signum).name}) while starting, before any "
+                  f"training: nothing to save; exiting with code {PREEMPTED_EXIT_CODE} (run the same command again)",
+                  PREEMPTED_EXIT_CODE)
 
     def interrupted(signum: int, frame: object) -> None:
         if training_started():  # Ctrl-C in training: KeyboardInterrupt, which the loop turns into its line
             signal.default_int_handler(signum, frame)
-        exit_now("transition train: interrupted while starting, before any training", _INTERRUPTED_EXIT_CODE)
+        _exit_now("transition train: interrupted while starting, before any training", _INTERRUPTED_EXIT_CODE)
 
-    def held(signum: int) -> None:
-        write_stderr_line(f"transition train: preempted ({signal.Signals(signum).name}) while a multi-worker job "
-                          "starts: every worker saves after the first step and exits with code "
-                          f"{PREEMPTED_EXIT_CODE}")
+    def held(signum: int, count: int) -> None:
+        name = signal.Signals(signum).name
+        if training_started():
+            _die_as_by_default(signum)
+        elif count > 1:  # e.g. a worker stuck waiting for a lost peer: the scheduler's second signal ends it
+            _exit_now(f"transition train: a second signal ({name}) while a multi-worker job starts: exiting now "
+                      f"with code {PREEMPTED_EXIT_CODE}; the other workers stop with an error", PREEMPTED_EXIT_CODE)
+        else:
+            write_stderr_line(f"transition train: preempted ({name}) while a multi-worker job starts: every worker "
+                              f"saves after the first step and exits with code {PREEMPTED_EXIT_CODE}")
 
     previous = {sig: signal.getsignal(sig) for sig in (*SIGNALS, signal.SIGINT)}
     if workers_in_tf_config() > 1:  # the others would wait for this worker in a collective: agree at the first step
@@ -109,11 +129,15 @@ def main(argv: list[str] | None = None) -> int:
         command = f" {argv[0]}" if argv and not argv[0].startswith("-") else ""
         print(f"\ntransition{command}: interrupted", file=sys.stderr)
         return _INTERRUPTED_EXIT_CODE
-    finally:  # main() called in a process that goes on (tests, scripts): its handlers back
+    finally:  # main() called in a process that goes on (tests, scripts): its handlers back, no held signal kept
         import signal
 
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        if previous:
+            from transition.training._preempt import end_start_up
+
+            end_start_up()
 
 
 def _run(argv: list[str]) -> int:

@@ -23,7 +23,7 @@ def write_stderr_line(line: str) -> None:
     """Write one line to the real stderr (also while TensorFlow's import silences fd 2); never raises."""
     try:
         sys.stderr.flush()
-    except (OSError, ValueError, AttributeError):
+    except Exception:  # noqa: BLE001 - also "reentrant call" (a signal handler interrupting a write to stderr)
         pass
     data = (line.rstrip("\n") + "\n").encode("utf-8", "replace")
     try:

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 from types import FrameType
 
 __all__ = ["PreemptionHandler", "PREEMPTED_EXIT_CODE", "hold_until_installed", "mark_training_started",
-           "training_started"]
+           "training_started", "end_start_up"]
 
 PREEMPTED_EXIT_CODE = 75
 SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
@@ -36,17 +36,24 @@ def training_started() -> bool:
     return _started[0]
 
 
-def hold_until_installed(on_signal: Callable[[int], None] | None = None) -> None:
-    """Until a `PreemptionHandler` is installed, record SIGTERM / SIGUSR1 (calling `on_signal(signum)`, e.g. to say
-    so) instead of dying; the first handler installed then starts out requested."""
+def hold_until_installed(on_signal: Callable[[int, int], None] | None = None) -> None:
+    """Until a `PreemptionHandler` is installed, record SIGTERM / SIGUSR1 (calling `on_signal(signum, how many are
+    held)`, e.g. to say so, or to exit at a second one) instead of dying; the first handler installed then starts out
+    requested."""
 
     def hold(signum: int, frame: FrameType | None) -> None:
         _held.append(signum)
         if on_signal is not None:
-            on_signal(signum)
+            on_signal(signum, len(_held))
 
     for sig in SIGNALS:
         signal.signal(sig, hold)
+
+
+def end_start_up() -> None:
+    """Forget held signals and whether training started (the command line's `main` returns; the process goes on)."""
+    _held.clear()
+    _started[0] = False
 
 
 class PreemptionHandler:
