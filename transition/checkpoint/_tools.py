@@ -173,6 +173,8 @@ def _write_tf(values: Mapping[str, np.ndarray], dst: str) -> None:
                 old.remove(final)
         for f in old:  # stale shards of an overwritten checkpoint
             _fs.remove(f)
+    except CheckpointError:  # already says what is wrong (e.g. an array of a dtype a bundle cannot hold)
+        raise
     except Exception as exc:
         raise CheckpointError(
             f"cannot write the TF checkpoint {dst}: {exc}; check the directory and free space"

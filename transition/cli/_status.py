@@ -111,16 +111,16 @@ def _models_in(directory: str) -> list[str]:
 
 def _has_checkpoints(model: str) -> bool:
     from transition.checkpoint._epochs import list_epoch_models
+    from transition.store._listing import has_checkpoint_files
 
-    directory = os.path.dirname(model)
-    return model in _models_in(directory) or bool(list_epoch_models(model))
+    return has_checkpoint_files(model) or bool(list_epoch_models(model))
 
 
 def _resolve_model(path: str) -> tuple[str, str | None]:
     """(the model whose checkpoints to list, a note saying how MODEL was read or None): MODEL itself when it has
     checkpoints; else the one model of a directory, or the model of a checkpoint's file or prefix. A directory of
     several models is a ConfigError listing them."""
-    from transition.checkpoint._naming import model_of_file
+    from transition.checkpoint._naming import COMMIT_SUFFIX, INDEX_SUFFIX, model_of_file
     from transition.errors import ConfigError, listed
 
     if _has_checkpoints(path):
@@ -136,7 +136,7 @@ def _resolve_model(path: str) -> tuple[str, str | None]:
                      "checkpoints (e.g. runs/exp/network for runs/exp/network.001)"
     model = model_of_file(path)
     if model is not None and _has_checkpoints(model):
-        if any(_fs.exists(path + suffix) for suffix in ("", ".index", ".commit.json")):
+        if any(_fs.exists(path + suffix) for suffix in ("", INDEX_SUFFIX, COMMIT_SUFFIX)):
             return model, f"{path} is a checkpoint of model {model}: listing that model's checkpoints"
         return model, f"{path}: no such checkpoint; listing the checkpoints of its model {model}"
     others = [m for m in _models_in(os.path.dirname(path)) if m != path]
