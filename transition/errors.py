@@ -71,11 +71,11 @@ def did_you_mean(name: str, candidates: Iterable[str]) -> str:
     return " (did you mean " + " or ".join(repr(m) for m in matches) + "?)"
 
 
-def listed(items: Iterable[object], limit: int = 10) -> str:
-    """The items as a list for a message, e.g. "['a', 'b']"; past `limit` items the rest are counted, never cut
-    silently: "['a', 'b', 'c'] ... and 4 more"."""
+def listed(items: Iterable[object], limit: int = 10, sep: str | None = None) -> str:
+    """The items as a list for a message, e.g. "['a', 'b']" (with `sep`: the items as text joined by it, e.g.
+    "a; b"); past `limit` items the rest are counted, never cut silently: "['a', 'b', 'c'] ... and 4 more"."""
     items = list(items)
-    shown = repr(items[:limit])
+    shown = repr(items[:limit]) if sep is None else sep.join(str(i) for i in items[:limit])
     return shown if len(items) <= limit else f"{shown} ... and {len(items) - limit} more"
 
 

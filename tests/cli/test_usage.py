@@ -112,6 +112,7 @@ def test_only_network_checks_shapes(tmp_path, capsys):
 def test_message_helpers_never_cut_silently():
     assert listed(["a", "b"]) == "['a', 'b']"
     assert listed(range(13)) == "[0, 1, 2, 3, 4, 5, 6, 7, 8, 9] ... and 3 more"
+    assert listed(["a: x", "b: y", "c: z"], 2, sep="; ") == "a: x; b: y ... and 1 more"
     assert (counted(1, "checkpoint"), counted(0, "checkpoint"), counted(2, "array")) == (
         "1 checkpoint", "0 checkpoints", "2 arrays")
 

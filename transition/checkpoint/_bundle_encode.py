@@ -66,11 +66,10 @@ def _block(entries: list[tuple[bytes, bytes]], restart_interval: int) -> bytes:
     restarts = []
     last = b""
     for i, (key, value) in enumerate(entries):
+        shared = 0
         if i % restart_interval == 0:
             restarts.append(len(out))
-            shared = 0
         else:
-            shared = 0
             limit = min(len(last), len(key))
             while shared < limit and last[shared] == key[shared]:
                 shared += 1

@@ -238,10 +238,9 @@ def _require_names(reader_names: Iterable[str], needed: Iterable[str], src: str)
     have = set(reader_names)
     missing = [n for n in needed if strip_tensor_suffix(n) not in have]
     if missing:
-        hints = "; ".join(f"{n!r}{did_you_mean(n, have)}" for n in missing[:10])
-        more = f" ... and {len(missing) - 10} more" if len(missing) > 10 else ""
+        hints = listed((f"{n!r}{did_you_mean(n, have)}" for n in missing), sep="; ")
         raise MissingParamsError(f"checkpoint {src} lacks {len(missing)} of the {counted(len(set(needed)), 'variable')} "
-                                 f"asked for: {hints}{more}; convert from a checkpoint of "
+                                 f"asked for: {hints}; convert from a checkpoint of "
                                  f"this network, or check the network description")
 
 
@@ -250,10 +249,10 @@ def _require_shapes(reader: CheckpointReader, shapes: Mapping[str, Sequence[int]
     wrong = [(n, tuple(int(d) for d in shape), reader.shape(strip_tensor_suffix(n))) for n, shape in shapes.items()
              if tuple(int(d) for d in shape) != tuple(reader.shape(strip_tensor_suffix(n)))]
     if wrong:
-        details = "; ".join(f"{n!r} is {list(have)} there, the network needs {list(want)}" for n, want, have in wrong[:10])
-        more = f" ... and {len(wrong) - 10} more" if len(wrong) > 10 else ""
+        details = listed((f"{n!r} is {list(have)} there, the network needs {list(want)}" for n, want, have in wrong),
+                         sep="; ")
         raise ShapeMismatchError(f"checkpoint {reader.path} does not fit the network: {counted(len(wrong), 'variable')} "
-                                 f"of another shape: {details}{more}; convert from a checkpoint of this network, or "
+                                 f"of another shape: {details}; convert from a checkpoint of this network, or "
                                  "check the network description")
 
 

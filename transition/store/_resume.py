@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import attrs
 
-from transition.errors import CheckpointError
+from transition.errors import CheckpointError, listed
 from transition.store._info import CheckpointInfo
 from transition.store._listing import NOT_COMMITTED_FOREIGN, check_checkpoint
 
@@ -49,9 +49,7 @@ class ResumeScan:
         """Checkpoints exist but none is good (what `CheckpointStore.latest_good` raises)."""
         if self.good is not None or not self.unusable:
             return None
-        listing = "; ".join(f"{i.prefix}: {i.damaged}" for i in self.unusable[:5])
-        if len(self.unusable) > 5:
-            listing += f"; ... and {len(self.unusable) - 5} more (`transition status {self.model}` lists them)"
+        listing = listed((f"{i.prefix}: {i.damaged}" for i in self.unusable), 5, sep="; ")
         return CheckpointError(
             f"model {self.model} has checkpoints but none is good ({listing}). Not starting from scratch: "
             "repair or move these files away, or load params explicitly"
